@@ -1,0 +1,38 @@
+"""The ``full`` mode: fine-tune the whole encoder and the task's head (or freeze part of it).
+
+``--freeze head`` trains the head only; ``--freeze top:N`` trains the top N layers and the head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import taskkit
+from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
+
+
+class FullMode(Mode):
+    name = "full"
+    description = "fine-tune all parameters (or all but frozen layers) with the task's head"
+
+    def supports(self, task: Task) -> bool:
+        return task.level in ("sequence", "token", "pair")
+
+    def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
+        from taskkit.kernel.fit import fit_task_model
+        from taskkit.kernel.model import apply_freeze
+
+        predictor, _ = fit_task_model(task, splits, config, self.name,
+                                      prepare=lambda model: apply_freeze(model, config.freeze))
+        return predictor
+
+    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
+        from taskkit.kernel.predictor import TorchPredictor
+
+        return TorchPredictor.load(path, task, metadata)
+
+
+@taskkit.hookimpl
+def register_modes(register: Callable[[Mode], None]) -> None:
+    register(FullMode())

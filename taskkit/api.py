@@ -1,0 +1,107 @@
+"""The Python API, which the CLI mirrors: run (train + evaluate + save), load, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from taskkit import registry
+from taskkit.artifacts import load as load_predictor
+from taskkit.contracts import RunConfig, Splits
+from taskkit.data.splits import load_splits
+from taskkit.errors import TaskkitError
+from taskkit.evaluation import evaluate
+
+if TYPE_CHECKING:
+    from taskkit.contracts import Predictor, Task
+
+DEMO_ROOT = Path(__file__).parent / "demo"
+
+
+@dataclass
+class RunResult:
+    predictor: "Predictor"
+    metrics: dict[str, Any]
+    out: Path | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def demo_data(task: "Task") -> Path:
+    folder = DEMO_ROOT / task.name
+    if not folder.is_dir():
+        raise TaskkitError(f"task {task.name!r} has no demo data: give --data")
+    return folder
+
+
+def make_config(mode_defaults: dict[str, Any], **overrides: Any) -> RunConfig:
+    """RunConfig from the mode's defaults, then the caller's values (``None`` = not given)."""
+    names = {f.name for f in fields(RunConfig)}
+    values = {**mode_defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise TaskkitError(f"unknown run setting(s): {', '.join(unknown)}")
+    return RunConfig(**values)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(task: str, mode: str = "full", data: str | Path | None = None, out: str | Path | None = None,
+        **settings: Any) -> RunResult:
+    """Train ``task`` with ``mode`` on ``data``, evaluate on its test split (else dev), save to ``out``.
+
+    ``settings`` are :class:`RunConfig` fields (``model``, ``epochs``, ``lr``...).
+    """
+    task_obj, mode_obj = registry.get_pair(task, mode)
+    config = make_config(mode_obj.defaults, **settings)
+    splits: Splits = load_splits(task_obj, data if data is not None else demo_data(task_obj), config)
+    if mode_obj.needs_training_data and not splits.train:
+        raise TaskkitError(f"{splits.source}: no training split (mode {mode!r} needs labelled training data)")
+    started = time.perf_counter()
+    predictor = mode_obj.fit(task_obj, splits, config)
+    fit_seconds = time.perf_counter() - started
+    eval_name, eval_examples = ("test", splits.test) if splits.test else ("dev", splits.dev)
+    metrics: dict[str, Any] = {"task": task, "mode": mode, "data": splits.source, "model": config.model,
+                               "evaluated_on": eval_name, "fit_seconds": round(fit_seconds, 2)}
+    records: list[dict[str, Any]] = []
+    if eval_examples:
+        started = time.perf_counter()
+        scores, predicted, probabilities = evaluate(predictor, eval_examples)
+        metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
+        metrics.update(scores)
+        records = [task_obj.prediction_record(e, p, pr, predictor.labels)
+                   for e, p, pr in zip(eval_examples, predicted, probabilities)]
+        for record, example in zip(records, eval_examples):
+            record["gold"] = task_obj.gold([example], predictor.labels)[0]
+    metrics["training"] = predictor.training
+    metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
+    out_path = None
+    if out is not None:
+        out_path = Path(out)
+        predictor.save(out_path / "model")
+        _write_text_atomically(out_path / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        _write_text_atomically(out_path / "predictions.jsonl", lines)
+    return RunResult(predictor, metrics, out_path, records)
+
+
+def load(path: str | Path) -> "Predictor":
+    """A saved model folder (or a run's output folder) as a :class:`Predictor`."""
+    return load_predictor(path)
+
+
+def predict(model: "str | Path | Predictor", inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Prediction records (label and probabilities) for ``inputs``, as ``taskkit predict`` prints them."""
+    predictor = load(model) if isinstance(model, (str, Path)) else model
+    examples = [predictor.task.as_example(x) for x in inputs]
+    probabilities = predictor.predict_proba(examples)
+    predicted = predictor.task.decode(probabilities, predictor.labels)
+    return [predictor.task.prediction_record(e, p, pr, predictor.labels)
+            for e, p, pr in zip(examples, predicted, probabilities)]

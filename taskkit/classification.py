@@ -1,0 +1,153 @@
+"""Text classification, single- and multi-label: everything a sequence task needs.
+
+A built-in or third-party sequence task subclasses :class:`ClassificationTask` and only names
+itself (and, if it likes, its label descriptions and hypothesis template).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from taskkit.contracts import Example, Features, Level, LabelSpace, RunConfig, Task
+from taskkit.data.readers import read_records, require_text
+from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+
+class ClassificationTask(Task):
+    """One text in, one label (or a set of labels, multi-label) out."""
+
+    level: ClassVar[Level] = "sequence"
+    primary_metric: ClassVar[str] = "accuracy"
+    #: mean pooling suits sentence-transformers bodies; cls suits plain BERT checkpoints
+    pooling: ClassVar[str] = "mean"
+
+    # --- reading -------------------------------------------------------------------------
+    def read(self, path: Path, config: RunConfig) -> list[Example]:
+        return self.from_records(read_records(path), config)
+
+    def from_records(self, records: list[dict[str, Any]], config: RunConfig) -> list[Example]:
+        return [self._example(row, config) for row in records]
+
+    def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
+        text = require_text(row, config.text_column)
+        example: Example = {"text": text, "_where": row["_where"]}
+        label = row.get(config.label_column)
+        labels = row.get("labels") if config.label_column == "label" else None
+        if labels is not None and label is None:
+            if isinstance(labels, str):  # CSV: "a;b" or "a,b"
+                labels = [x.strip() for x in labels.replace(";", ",").split(",") if x.strip()]
+            if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+                raise TaskkitError(f"{row['_where']}: column 'labels' must be a list of label names")
+            example["labels"] = labels
+        elif label is None or (isinstance(label, str) and not label.strip()):
+            raise TaskkitError(f"{row['_where']}: no label (column {config.label_column!r} is missing or empty)")
+        else:
+            example["label"] = str(label).strip()
+        return example
+
+    def as_example(self, item: Any) -> Example:
+        if isinstance(item, str):
+            if not item.strip():
+                raise TaskkitError("empty text given to predict")
+            return {"text": item}
+        if isinstance(item, dict) and isinstance(item.get("text"), str):
+            return dict(item)
+        raise TaskkitError(f"cannot classify {type(item).__name__}: expected a string or {{'text': ...}}")
+
+    # --- labels --------------------------------------------------------------------------
+    def label_space(self, examples: Sequence[Example]) -> LabelSpace:
+        multi = any("labels" in e for e in examples)
+        if multi:
+            missing = next((e for e in examples if "labels" not in e), None)
+            if missing is not None:
+                raise TaskkitError(f"{missing.get('_where', 'data')}: mixes single- and multi-label rows")
+            counts = Counter(label for e in examples for label in e["labels"])
+        else:
+            counts = Counter(e["label"] for e in examples)
+        if len(counts) < 2:
+            only = next(iter(counts), "none")
+            raise TaskkitError(f"training data has a single class ({only!r}): at least two are needed")
+        return LabelSpace(tuple(sorted(counts)), multi_label=multi)
+
+    def check_known(self, examples: Sequence[Example], labels: LabelSpace, split: str) -> None:
+        """Labels in ``split`` that training never saw are an error naming the first one."""
+        known = set(labels.names)
+        for e in examples:
+            for label in e.get("labels", [e.get("label")]):
+                if label is not None and label not in known:
+                    raise TaskkitError(f"{e.get('_where', split)}: label {label!r} in {split} never occurs in training data")
+
+    def gold(self, examples: Sequence[Example], labels: LabelSpace) -> list[Any]:
+        return [sorted(e["labels"]) if labels.multi_label else e["label"] for e in examples]
+
+    # --- model ---------------------------------------------------------------------------
+    def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
+               max_length: int) -> list[Features]:
+        encoded = tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length)
+        features: list[Features] = []
+        for i, e in enumerate(examples):
+            f: Features = {k: encoded[k][i] for k in encoded.keys()}
+            if labels.multi_label and "labels" in e:
+                f["labels"] = [1.0 if name in e["labels"] else 0.0 for name in labels.names]
+            elif "label" in e and e["label"] in labels.names:
+                f["labels"] = labels.index(e["label"])
+            features.append(f)
+        return features
+
+    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
+        from taskkit.kernel.model import SequenceHead
+
+        return SequenceHead(hidden_size, len(labels), dropout, self.pooling)
+
+    def loss(self, labels: LabelSpace) -> Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]:
+        from torch import nn
+
+        return nn.BCEWithLogitsLoss() if labels.multi_label else nn.CrossEntropyLoss()
+
+    def probabilities(self, logits: "np.ndarray", labels: LabelSpace) -> "np.ndarray":
+        from scipy.special import expit, softmax
+
+        return expit(logits) if labels.multi_label else softmax(logits, axis=-1)
+
+    def decode(self, probabilities: "np.ndarray", labels: LabelSpace, threshold: float | None = None) -> list[Any]:
+        if labels.multi_label:
+            cut = 0.5 if threshold is None else threshold
+            return [[labels.names[j] for j in range(len(labels)) if row[j] >= cut] for row in probabilities]
+        return [labels.names[int(row.argmax())] for row in probabilities]
+
+    # --- evaluation ----------------------------------------------------------------------
+    def metrics(self, gold: Sequence[Any], predicted: Sequence[Any], labels: LabelSpace) -> dict[str, Any]:
+        from sklearn.metrics import classification_report, f1_score
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        names = list(labels.names)
+        if labels.multi_label:
+            binarizer = MultiLabelBinarizer(classes=names)
+            y_true, y_pred = binarizer.fit_transform(gold), binarizer.transform(predicted)
+            report = classification_report(y_true, y_pred, target_names=names, output_dict=True, zero_division=0)
+            return {
+                "micro_f1": f1_score(y_true, y_pred, average="micro", zero_division=0),
+                "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+                "accuracy": float((y_true == y_pred).all(axis=1).mean()),  # exact match
+                "per_class": {n: report[n] for n in names},
+            }
+        report = classification_report(gold, predicted, labels=names, output_dict=True, zero_division=0)
+        correct = sum(g == p for g, p in zip(gold, predicted))
+        return {
+            "accuracy": correct / max(1, len(gold)),
+            "macro_f1": report["macro avg"]["f1-score"],
+            "weighted_f1": report["weighted avg"]["f1-score"],
+            "per_class": {n: report[n] for n in names},
+        }
+
+    def prediction_record(self, example: Example, predicted: Any, probabilities: Any, labels: LabelSpace) -> dict[str, Any]:
+        record = super().prediction_record(example, predicted, probabilities, labels)
+        record["probabilities"] = {n: round(float(p), 6) for n, p in zip(labels.names, probabilities)}
+        return record

@@ -1,0 +1,165 @@
+"""The ``taskkit`` command line (typer). Heavy libraries load inside commands, never here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from taskkit.errors import TaskkitError
+
+app = typer.Typer(
+    help="Turn a pretrained transformer into a model for your own NLP task.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TaskkitError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@app.command()
+def run(
+    task: str = typer.Argument(..., help="Task name (see `taskkit tasks`)."),
+    mode: str = typer.Option("full", help="Learning mode (see `taskkit modes`)."),
+    data: Optional[str] = typer.Option(None, help="Folder with train/dev/test files, one file, or hf:NAME[:CONFIG]. "
+                                                  "Default: the task's small demo data."),
+    model: Optional[str] = typer.Option(None, help="Packaged name (minilm), local folder or hub id."),
+    out: Optional[Path] = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
+    max_length: Optional[int] = typer.Option(None, help="Maximum sub-word tokens per text."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (runs are reproducible)."),
+    patience: Optional[int] = typer.Option(None, help="Epochs without dev improvement before stopping; 0 disables."),
+    metric: Optional[str] = typer.Option(None, help="Dev metric for early stopping (default: the task's)."),
+    weight_decay: Optional[float] = typer.Option(None),
+    warmup_ratio: Optional[float] = typer.Option(None),
+    grad_accum: Optional[int] = typer.Option(None, help="Gradient accumulation steps."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout on the head's input."),
+    precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16."),
+    freeze: Optional[str] = typer.Option(None, help="none | head | top:N."),
+    text_column: Optional[str] = typer.Option(None),
+    label_column: Optional[str] = typer.Option(None),
+    option: List[str] = typer.Option([], help="Mode-specific KEY=VALUE, repeatable."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train TASK with MODE, early-stop on dev, evaluate on test, save the model and a report."""
+    from taskkit import api
+    from taskkit.report import print_report
+
+    result = api.run(
+        task, mode, data, out or Path("runs") / f"{task}-{mode}",
+        model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
+        patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+        grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
+        label_column=label_column, options=_parse_options(option) or None, progress=False if quiet else None,
+    )
+    print_report(result.metrics, result.out)
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="A model folder (or a run's output folder)."),
+    texts: List[str] = typer.Argument(None, help="Texts to classify."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A file of inputs (one text a line, or .jsonl/.csv/.tsv)."),
+) -> None:
+    """Print one JSON line per input with the predicted label and probabilities."""
+    from taskkit import api
+
+    inputs: list[Any] = list(texts or [])
+    if input is not None:
+        inputs.extend(_read_inputs(input))
+    if not inputs:
+        raise TaskkitError("nothing to predict: give texts or --input FILE")
+    for record in api.predict(model_dir, inputs):
+        typer.echo(json.dumps(record, ensure_ascii=False))
+
+
+def _read_inputs(path: Path) -> list[Any]:
+    from taskkit.data.readers import FORMATS, read_records
+
+    if any(s in FORMATS for s in path.suffixes):
+        return [{k: v for k, v in row.items() if k != "_where"} for row in read_records(path)]
+    if not path.is_file():
+        raise TaskkitError(f"{path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise TaskkitError(f"{path}: not UTF-8 text") from None
+    return [line for line in lines if line.strip()]
+
+
+@app.command()
+def plugins() -> None:
+    """List the loaded plugins."""
+    from taskkit.plugins import plugin_names
+
+    for name, module in plugin_names():
+        typer.echo(f"{name}\t{module}")
+
+
+@app.command()
+def tasks() -> None:
+    """List the tasks and the modes that support each."""
+    from taskkit import registry
+
+    for name, (task, plugin) in sorted(registry.tasks().items()):
+        able = [m for m, (mode, _) in sorted(registry.modes().items()) if mode.supports(task)]
+        typer.echo(f"{name}\t{task.level}\tmodes: {', '.join(able) or '-'}\t({plugin}) {task.description}")
+
+
+@app.command()
+def modes() -> None:
+    """List the learning modes and which tasks each supports."""
+    from taskkit import registry
+
+    for name, (mode, plugin) in sorted(registry.modes().items()):
+        able = [t for t, (task, _) in sorted(registry.tasks().items()) if mode.supports(task)]
+        typer.echo(f"{name}\ttasks: {', '.join(able) or '-'}\t({plugin}) {mode.description}")
+
+
+def _add_plugin_commands() -> None:
+    from taskkit.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(cli=app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    import click
+
+    try:
+        _add_plugin_commands()
+        app(args=argv, prog_name="taskkit", standalone_mode=False)
+    except TaskkitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

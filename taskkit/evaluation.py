@@ -1,0 +1,22 @@
+"""Scoring a predictor on examples with its task's metrics (modes never compute metrics)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from taskkit.contracts import Example, Predictor
+
+
+def evaluate(
+    predictor: "Predictor", examples: Sequence["Example"], threshold: float | None = None
+) -> tuple[dict[str, Any], list[Any], "np.ndarray"]:
+    """(metrics, predictions, probabilities) of ``predictor`` on gold-labelled ``examples``."""
+    task, labels = predictor.task, predictor.labels
+    probabilities = predictor.predict_proba(examples)
+    predicted = task.decode(probabilities, labels, threshold)
+    scores = task.metrics(task.gold(examples, labels), predicted, labels)
+    scores["examples"] = len(examples)
+    return scores, predicted, probabilities

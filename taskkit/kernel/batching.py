@@ -1,0 +1,52 @@
+"""Batches with little padding: length-sorted for inference, length-grouped for training."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+import torch
+
+# Pad values by feature name; other list features pad with 0.
+PAD = {"attention_mask": 0, "token_type_ids": 0, "labels": -100, "word_ids": -1}
+
+
+def collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad every list-valued feature to the longest in the batch (dynamic padding).
+
+    Lists of floats (multi-label targets) are fixed-size and stack as they are.
+    """
+    batch: dict[str, torch.Tensor] = {}
+    for key in features[0]:
+        values = [f[key] for f in features]
+        first = values[0]
+        if isinstance(first, (list, tuple)) and not (first and isinstance(first[0], float)):
+            width = max(len(v) for v in values)
+            pad = pad_id if key == "input_ids" else PAD.get(key, 0)
+            batch[key] = torch.tensor([list(v) + [pad] * (width - len(v)) for v in values])
+        else:
+            batch[key] = torch.tensor(values)
+    return batch
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length, longest first (inference)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, group: int = 50) -> list[list[int]]:
+    """Shuffled batches of similar length (training).
+
+    Shuffle, cut into mega-batches of ``group`` batches, sort each by length, split, shuffle
+    the batches: randomness of order is kept while padding nearly vanishes.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    mega = batch_size * group
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches

@@ -1,0 +1,84 @@
+"""An encoder body composed with a task's head, and layer freezing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from taskkit.errors import TaskkitError
+
+BODY_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class TaskModel(nn.Module):
+    """``body`` (a transformers encoder) -> hidden states -> ``head(hidden, batch)`` -> logits.
+
+    Every batch key the body does not take (marker positions, word ids) reaches the head.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        inputs = {k: batch[k] for k in BODY_INPUTS if k in batch}
+        hidden = self.body(**inputs).last_hidden_state
+        return self.head(hidden, batch)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the non-padding token states (how sentence-transformers bodies were trained)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class SequenceHead(nn.Module):
+    """Pooled text -> dropout -> linear: the head of every sequence classification task."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1, pooling: str = "mean") -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise TaskkitError(f"unknown pooling {pooling!r} (mean or cls)")
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        pooled = mean_pool(hidden, batch["attention_mask"]) if self.pooling == "mean" else hidden[:, 0]
+        return self.out(self.dropout(pooled))
+
+
+def _layers(body: nn.Module) -> nn.ModuleList:
+    """The encoder's transformer blocks, found by shape rather than by one model's names."""
+    n = getattr(getattr(body, "config", None), "num_hidden_layers", None)
+    for _, module in body.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise TaskkitError(f"cannot find the transformer layers of {type(body).__name__} to freeze")
+
+
+def apply_freeze(model: TaskModel, freeze: str) -> None:
+    """``none``; ``head``: train the head only; ``top:N``: the top N layers and the head."""
+    if freeze == "none":
+        return
+    if freeze == "head":
+        model.body.requires_grad_(False)
+        return
+    if freeze.startswith("top:") and freeze[4:].isdigit():
+        keep = int(freeze[4:])
+        layers = _layers(model.body)
+        model.body.requires_grad_(False)
+        for layer in list(layers)[len(layers) - keep :] if keep else []:
+            layer.requires_grad_(True)
+        return
+    raise TaskkitError(f"unknown --freeze {freeze!r} (none, head, or top:N)")
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

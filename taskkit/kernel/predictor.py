@@ -1,0 +1,82 @@
+"""The predictor of every mode that trains a transformer body plus a task head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from taskkit.artifacts import write_atomically
+from taskkit.contracts import LabelSpace, Predictor, Task
+from taskkit.errors import TaskkitError
+from taskkit.kernel.device import default_device
+from taskkit.kernel.infer import predict_logits, stack
+from taskkit.kernel.model import TaskModel
+
+WEIGHTS = "model.safetensors"
+
+
+class TorchPredictor(Predictor):
+    """A :class:`TaskModel` with its tokenizer; saved as safetensors + tokenizer + config."""
+
+    def __init__(self, model: TaskModel, tokenizer: Any, task: Task, labels: LabelSpace, mode: str,
+                 settings: dict[str, Any]) -> None:
+        self.model, self.tokenizer, self.task, self.labels = model, tokenizer, task, labels
+        self.mode = mode
+        # max_length, batch size, precision, base model, dropout...: what load() needs again
+        self.settings = dict(settings)
+        self.device = default_device()
+        self.model.to(self.device)
+
+    def features(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+        examples = [self.task.as_example(x) for x in inputs]
+        return self.task.encode(examples, self.tokenizer, self.labels, self.settings["max_length"])
+
+    def predict_logits(self, inputs: Sequence[Any], precision: str | None = None) -> list[np.ndarray]:
+        return predict_logits(
+            self.model, self.features(inputs), self.tokenizer.pad_token_id,
+            batch_size=self.settings.get("eval_batch_size", 128),
+            precision=precision or self.settings.get("precision", "auto"), device=self.device,
+        )
+
+    def predict_proba(self, inputs: Sequence[Any], precision: str | None = None) -> np.ndarray:
+        if not len(inputs):
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.task.probabilities(stack(self.predict_logits(inputs, precision)), self.labels)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
+                "multi_label": self.labels.multi_label, "settings": self.settings}
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_model
+
+        def write(folder: Path) -> None:
+            self.model.body.config.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+            save_model(self.model, str(folder / WEIGHTS))
+
+        return write_atomically(path, write, self.metadata())
+
+    @classmethod
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
+        from safetensors.torch import load_model
+
+        from taskkit.models import body_from_config, load_tokenizer
+
+        if not (path / WEIGHTS).is_file():
+            raise TaskkitError(f"{path}: model folder has no {WEIGHTS}")
+        labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
+        settings = metadata.get("settings", {})
+        model = TaskModel(body_from_config(path), task.head(_hidden_size(path), labels, settings.get("dropout", 0.1)))
+        load_model(model, str(path / WEIGHTS))
+        model.eval()
+        return cls(model, load_tokenizer(str(path)), task, labels, metadata["mode"], settings)
+
+
+def _hidden_size(path: Path) -> int:
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return int(config.get("hidden_size") or config.get("d_model") or config["dim"])
