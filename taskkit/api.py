@@ -78,8 +78,9 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
         metrics.update(scores)
         records = [task_obj.prediction_record(e, p, pr, predictor.labels)
                    for e, p, pr in zip(eval_examples, predicted, probabilities)]
-        for record, example in zip(records, eval_examples):
-            record["gold"] = task_obj.gold([example], predictor.labels)[0]
+        for record, gold in zip(records, task_obj.gold(eval_examples, predictor.labels)):
+            record.pop("label", None), record.pop("labels", None)
+            record["gold"] = gold
     metrics["training"] = predictor.training
     metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
     out_path = None

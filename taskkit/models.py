@@ -54,6 +54,9 @@ def resolve(name: str) -> str:
 
 
 def _load(kind: str, loader: Any, ref: str, **kwargs: Any) -> Any:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per load is noise in a run's output
     try:
         return loader(ref, **kwargs)
     except (OSError, ValueError) as exc:
