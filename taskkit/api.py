@@ -81,6 +81,8 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
         for record, gold in zip(records, task_obj.gold(eval_examples, predictor.labels)):
             record.pop("label", None), record.pop("labels", None)
             record["gold"] = gold
+    if splits.train_indices is not None:
+        metrics["train_indices"] = splits.train_indices  # repeat a few-shot run exactly
     metrics["training"] = predictor.training
     metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
     out_path = None

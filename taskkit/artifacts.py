@@ -31,18 +31,20 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], metadata: 
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    old = None
     try:
         write(tmp)
         meta = {"format": FORMAT_VERSION, "taskkit_version": __version__, **metadata}
         # metadata last: a folder without it is never taken for a model
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.rmdir(old)
             os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
+        if old is not None and not path.exists():  # interrupted between the two renames
+            os.replace(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:

@@ -90,7 +90,7 @@ class ClassificationTask(Task):
     # --- model ---------------------------------------------------------------------------
     def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
                max_length: int) -> list[Features]:
-        encoded = tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length)
+        encoded = self.tokenize(examples, tokenizer, max_length)
         features: list[Features] = []
         for i, e in enumerate(examples):
             f: Features = {k: encoded[k][i] for k in encoded.keys()}
@@ -100,6 +100,9 @@ class ClassificationTask(Task):
                 f["labels"] = labels.index(e["label"])
             features.append(f)
         return features
+
+    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int) -> Any:
+        return tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length)
 
     def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
         from taskkit.kernel.model import SequenceHead
@@ -151,3 +154,33 @@ class ClassificationTask(Task):
         record = super().prediction_record(example, predicted, probabilities, labels)
         record["probabilities"] = {n: round(float(p), 6) for n, p in zip(labels.names, probabilities)}
         return record
+
+
+class PairClassificationTask(ClassificationTask):
+    """Two texts in (premise and hypothesis, question and answer), one label out."""
+
+    level: ClassVar[Level] = "pair"
+    #: column names tried for the two texts, in order
+    first_columns: ClassVar[tuple[str, ...]] = ("premise", "text", "sentence1", "text_a")
+    second_columns: ClassVar[tuple[str, ...]] = ("hypothesis", "text_pair", "sentence2", "text_b")
+
+    def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
+        first = next((c for c in self.first_columns if c in row), self.first_columns[0])
+        second = next((c for c in self.second_columns if c in row), self.second_columns[0])
+        example = super()._example({**row, config.text_column: require_text(row, first)}, config)
+        example["text_pair"] = require_text(row, second)
+        return example
+
+    def as_example(self, item: Any) -> Example:
+        if isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+            return {"text": item[0], "text_pair": item[1]}
+        if isinstance(item, dict):
+            first = next((item[c] for c in self.first_columns if isinstance(item.get(c), str)), None)
+            second = next((item[c] for c in self.second_columns if isinstance(item.get(c), str)), None)
+            if first is not None and second is not None:
+                return {**item, "text": first, "text_pair": second}
+        raise TaskkitError(f"task {self.name!r} needs pairs: [first, second] or {{'premise': ..., 'hypothesis': ...}}")
+
+    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int) -> Any:
+        return tokenizer([e["text"] for e in examples], [e["text_pair"] for e in examples],
+                         truncation="longest_first", max_length=max_length)

@@ -43,6 +43,7 @@ def run(
     batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
     max_length: Optional[int] = typer.Option(None, help="Maximum sub-word tokens per text."),
     seed: Optional[int] = typer.Option(None, help="Random seed (runs are reproducible)."),
+    shots: Optional[int] = typer.Option(None, help="Train on N examples per class, sampled with --seed."),
     patience: Optional[int] = typer.Option(None, help="Epochs without dev improvement before stopping; 0 disables."),
     metric: Optional[str] = typer.Option(None, help="Dev metric for early stopping (default: the task's)."),
     weight_decay: Optional[float] = typer.Option(None),
@@ -62,7 +63,7 @@ def run(
 
     result = api.run(
         task, mode, data, out or Path("runs") / f"{task}-{mode}",
-        model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
+        model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed, shots=shots,
         patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
         grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
         label_column=label_column, options=_parse_options(option) or None, progress=False if quiet else None,
@@ -137,28 +138,45 @@ def _add_plugin_commands() -> None:
     get_plugin_manager().hook.register_commands(cli=app)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exit, abort, usage-error) exception classes: typer >= 0.2x raises those of its own
+    vendored click (``typer._click``), older typer those of click itself."""
     import click
 
+    exits: list[type] = [click.exceptions.Exit, typer.Exit]
+    aborts: list[type] = [click.exceptions.Abort, typer.Abort]
+    errors: list[type] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        pass
+    else:
+        errors.append(VendoredClickException)
+    return tuple(exits), tuple(aborts), tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    exits, aborts, click_errors = _click_exceptions()
     try:
         _add_plugin_commands()
-        app(args=argv, prog_name="taskkit", standalone_mode=False)
+        result = app(args=argv, prog_name="taskkit", standalone_mode=False)
     except TaskkitError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except aborts:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as exc:
+    except click_errors as exc:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    return 0
+    # without standalone mode, an Exit raised by a command comes back as its code
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class Splits:
     test: list[Example]
     source: str = ""  # where the data came from, for metrics.json
     dev_carved: bool = False  # True when dev was split off train by taskkit
+    train_indices: list[int] | None = None  # with --shots: which lines of the train file were used
 
 
 @dataclass
@@ -82,7 +83,8 @@ class RunConfig:
     patience: int = 2  # epochs without dev improvement before stopping; 0 disables
     metric: str | None = None  # dev metric for early stopping; None: the task's primary metric
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 where the hardware has it)
-    freeze: str = "none"  # none | head (train the head only) | top:N (train the top N layers + head)
+    freeze: str = "none"  # none | head (head only) | embeddings (all but input embeddings) | top:N (top N layers + head)
+    shots: int | None = None  # sample N training examples per class (seeded); None: all
     dev_fraction: float = 0.1  # carved from train, stratified, when the data has no dev split
     text_column: str = "text"
     label_column: str = "label"

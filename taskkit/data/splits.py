@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskkit.contracts import Example, Splits
 from taskkit.data.readers import FORMATS
+from taskkit.data.sampling import sample_per_class
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
@@ -22,11 +23,14 @@ EXTENSIONS = tuple(FORMATS) + (".conll", ".txt", ".bio")
 
 
 def _find_split(folder: Path, names: tuple[str, ...]) -> Path | None:
-    for name in names:
-        for path in sorted(folder.iterdir()):
-            stem = path.name.split(".")[0]
-            if stem == name and path.is_file() and any(ext in path.suffixes for ext in EXTENSIONS):
-                return path
+    """``train.jsonl`` for "train"; failing that a qualified name such as ``test_mnli_matched.jsonl``."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and any(ext in p.suffixes for ext in EXTENSIONS)]
+    for exact in (True, False):
+        for name in names:
+            for path in files:
+                stem = path.name.split(".")[0]
+                if stem == name if exact else stem.startswith(name + "_"):
+                    return path
     return None
 
 
@@ -92,8 +96,14 @@ def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
         else:
             parts["train"] = task.read(path, config)
     train, dev, test = parts.get("train", []), parts.get("dev", []), parts.get("test", [])
-    carved = False
-    if train and not dev:
+    carved, indices = False, None
+    if config.shots and train:
+        # few-shot is honest only if dev is as small as train: never carve it from the full data
+        allow = bool(config.options.get("allow_fewer", False))
+        train, indices = sample_per_class(train, config.shots, config.seed, allow)
+        if dev:
+            dev, _ = sample_per_class(dev, config.shots, config.seed, allow_fewer=True)
+    elif train and not dev:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
         carved = True
-    return Splits(train=train, dev=dev, test=test, source=spec, dev_carved=carved)
+    return Splits(train=train, dev=dev, test=test, source=spec, dev_carved=carved, train_indices=indices)

@@ -61,11 +61,15 @@ def _layers(body: nn.Module) -> nn.ModuleList:
 
 
 def apply_freeze(model: TaskModel, freeze: str) -> None:
-    """``none``; ``head``: train the head only; ``top:N``: the top N layers and the head."""
+    """``none``; ``head``: the head only; ``embeddings``: all but the input embeddings;
+    ``top:N``: the top N layers and the head."""
     if freeze == "none":
         return
     if freeze == "head":
         model.body.requires_grad_(False)
+        return
+    if freeze == "embeddings":  # the word-embedding matrix is half of a small model: keep it shared
+        model.body.get_input_embeddings().requires_grad_(False)
         return
     if freeze.startswith("top:") and freeze[4:].isdigit():
         keep = int(freeze[4:])
@@ -74,7 +78,7 @@ def apply_freeze(model: TaskModel, freeze: str) -> None:
         for layer in list(layers)[len(layers) - keep :] if keep else []:
             layer.requires_grad_(True)
         return
-    raise TaskkitError(f"unknown --freeze {freeze!r} (none, head, or top:N)")
+    raise TaskkitError(f"unknown --freeze {freeze!r} (none, head, embeddings or top:N)")
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:

@@ -63,18 +63,30 @@ class TorchPredictor(Predictor):
 
     @classmethod
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
-        from safetensors.torch import load_model
+        from safetensors.torch import load_file, load_model
 
-        from taskkit.models import body_from_config, load_tokenizer
+        from taskkit.models import body_from_config, load_body, load_tokenizer, resolve
 
-        if not (path / WEIGHTS).is_file():
-            raise TaskkitError(f"{path}: model folder has no {WEIGHTS}")
         labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
         settings = metadata.get("settings", {})
-        model = TaskModel(body_from_config(path), task.head(_hidden_size(path), labels, settings.get("dropout", 0.1)))
-        load_model(model, str(path / WEIGHTS))
+        dropout = settings.get("dropout", 0.1)
+        if "delta" in metadata:  # shipped as the weights that differ from a packaged base model
+            ref = resolve(settings["base_model"])
+            body = load_body(ref)
+            model = TaskModel(body, task.head(body.config.hidden_size, labels, dropout))
+            delta = load_file(str(path / metadata["delta"]))
+            state = model.state_dict()
+            state.update({k: v.to(state[k].dtype) for k, v in delta.items()})
+            model.load_state_dict(state)
+            tokenizer = load_tokenizer(ref)
+        else:
+            if not (path / WEIGHTS).is_file():
+                raise TaskkitError(f"{path}: model folder has no {WEIGHTS}")
+            model = TaskModel(body_from_config(path), task.head(_hidden_size(path), labels, dropout))
+            load_model(model, str(path / WEIGHTS))
+            tokenizer = load_tokenizer(str(path))
         model.eval()
-        return cls(model, load_tokenizer(str(path)), task, labels, metadata["mode"], settings)
+        return cls(model, tokenizer, task, labels, metadata["mode"], settings)
 
 
 def _hidden_size(path: Path) -> int:

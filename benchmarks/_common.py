@@ -1,0 +1,44 @@
+"""Shared bits of the benchmark scripts: data paths, reading splits, writing RESULTS.md sections."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import platform
+import re
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]])
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section ``name`` of RESULTS.md, stamped with command and date."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = (f"<!-- {name} -->\n## {name}\n\nCommand: `{command_line()}`  \nRun: {stamp} on {machine()}\n\n"
+             f"{body.strip()}\n<!-- /{name} -->\n")
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\nEvery figure here was written by the script named in its command line.\n\n"
+    pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->\n", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text, encoding="utf-8")
+    print(block)
