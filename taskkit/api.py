@@ -64,6 +64,7 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     splits: Splits = load_splits(task_obj, data if data is not None else demo_data(task_obj), config)
     if mode_obj.needs_training_data and not splits.train:
         raise TaskkitError(f"{splits.source}: no training split (mode {mode!r} needs labelled training data)")
+    forgetting = _old_test(task_obj, config) if config.init_from else None
     started = time.perf_counter()
     predictor = mode_obj.fit(task_obj, splits, config)
     fit_seconds = time.perf_counter() - started
@@ -83,6 +84,10 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
             record["gold"] = gold
     if splits.train_indices is not None:
         metrics["train_indices"] = splits.train_indices  # repeat a few-shot run exactly
+    if forgetting is not None:  # continued training: is the old test split still handled?
+        old_examples = forgetting.pop("_examples")
+        forgetting["after"] = _headline(evaluate(predictor, old_examples)[0])
+        metrics["old_test"] = forgetting
     metrics["training"] = predictor.training
     metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
     out_path = None
@@ -95,6 +100,27 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     return RunResult(predictor, metrics, out_path, records)
 
 
+def _headline(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+
+
+def _old_test(task: "Task", config: RunConfig) -> dict[str, Any] | None:
+    """The continued model's own test split and its scores before continuing, if it can be found."""
+    from taskkit.artifacts import read_metadata
+
+    meta = read_metadata(config.init_from)  # type: ignore[arg-type]
+    if meta["task"] != task.name:
+        raise TaskkitError(f"{config.init_from}: a model of task {meta['task']!r}, cannot continue it as task {task.name!r}")
+    source = meta.get("settings", {}).get("data")
+    if not source or not (source.startswith("hf:") or Path(source).exists()):
+        return None
+    old_test = load_splits(task, source, config.replace(shots=None)).test
+    if not old_test:
+        return None
+    before = evaluate(load_predictor(config.init_from), old_test)[0]
+    return {"data": source, "before": _headline(before), "_examples": old_test}
+
+
 def load(path: str | Path) -> "Predictor":
     """A saved model folder (or a run's output folder) as a :class:`Predictor`."""
     return load_predictor(path)
@@ -105,6 +131,6 @@ def predict(model: "str | Path | Predictor", inputs: Sequence[Any]) -> list[dict
     predictor = load(model) if isinstance(model, (str, Path)) else model
     examples = [predictor.task.as_example(x) for x in inputs]
     probabilities = predictor.predict_proba(examples)
-    predicted = predictor.task.decode(probabilities, predictor.labels)
+    predicted = predictor.task.decode(probabilities, predictor.labels, predictor.threshold)
     return [predictor.task.prediction_record(e, p, pr, predictor.labels)
             for e, p, pr in zip(examples, predicted, probabilities)]

@@ -89,11 +89,17 @@ class ClassificationTask(Task):
 
     # --- model ---------------------------------------------------------------------------
     def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
-               max_length: int) -> list[Features]:
-        encoded = self.tokenize(examples, tokenizer, max_length)
+               max_length: int, truncate: bool = False) -> list[Features]:
+        """One feature per text, or, for a text longer than ``max_length``, one per overlapping
+        window (``_example`` says whose): the predictor pools the windows' logits, and in training
+        every window carries the text's label. ``truncate`` cuts long texts instead."""
+        encoded = self.tokenize(examples, tokenizer, max_length, truncate)
+        owners = encoded.pop("overflow_to_sample_mapping", None) or list(range(len(examples)))
         features: list[Features] = []
-        for i, e in enumerate(examples):
-            f: Features = {k: encoded[k][i] for k in encoded.keys()}
+        for row, i in enumerate(owners):
+            e = examples[i]
+            f: Features = {k: encoded[k][row] for k in encoded.keys()}
+            f["_example"] = i
             if labels.multi_label and "labels" in e:
                 f["labels"] = [1.0 if name in e["labels"] else 0.0 for name in labels.names]
             elif "label" in e and e["label"] in labels.names:
@@ -101,8 +107,14 @@ class ClassificationTask(Task):
             features.append(f)
         return features
 
-    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int) -> Any:
-        return tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length)
+    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int,
+                 truncate: bool = False) -> Any:
+        texts = [e["text"] for e in examples]
+        if truncate:
+            return tokenizer(texts, truncation=True, max_length=max_length)
+        # windows overlap by a quarter so no sentence is seen only cut in half
+        return tokenizer(texts, truncation=True, max_length=max_length, stride=max_length // 4,
+                         return_overflowing_tokens=True)
 
     def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
         from taskkit.kernel.model import SequenceHead
@@ -124,6 +136,29 @@ class ClassificationTask(Task):
             cut = 0.5 if threshold is None else threshold
             return [[labels.names[j] for j in range(len(labels)) if row[j] >= cut] for row in probabilities]
         return [labels.names[int(row.argmax())] for row in probabilities]
+
+    # --- decision threshold --------------------------------------------------------------
+    def fixed_threshold(self, config: RunConfig) -> float | None:
+        """A threshold the user set for this task through ``--option`` (none for plain classification)."""
+        value = config.options.get("threshold")
+        return None if value is None else float(value)
+
+    def choose_threshold(self, predictor: Any, dev: Sequence[Example], labels: LabelSpace,
+                         config: RunConfig) -> float | None:
+        """The threshold a trained model keeps: multi-label, tuned on dev for ``threshold_metric``
+        (default macro-F1, which a single cut tuned for micro-F1 would trade away on rare labels)."""
+        fixed = self.fixed_threshold(config)
+        if fixed is not None or not labels.multi_label or not dev:
+            return fixed
+        metric = str(config.options.get("threshold_metric", "macro_f1"))
+        probabilities = predictor.predict_proba(dev)
+        gold = self.gold(dev, labels)
+        best, best_score = 0.5, -1.0
+        for cut in [round(0.05 * i, 2) for i in range(1, 20)]:
+            score = float(self.metrics(gold, self.decode(probabilities, labels, cut), labels)[metric])
+            if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and abs(cut - 0.5) < abs(best - 0.5)):
+                best, best_score = cut, score
+        return best
 
     # --- evaluation ----------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], predicted: Sequence[Any], labels: LabelSpace) -> dict[str, Any]:
@@ -181,6 +216,8 @@ class PairClassificationTask(ClassificationTask):
                 return {**item, "text": first, "text_pair": second}
         raise TaskkitError(f"task {self.name!r} needs pairs: [first, second] or {{'premise': ..., 'hypothesis': ...}}")
 
-    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int) -> Any:
+    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int,
+                 truncate: bool = False) -> Any:
+        # pairs (premise + hypothesis) are short; both sides are trimmed, longest first
         return tokenizer([e["text"] for e in examples], [e["text_pair"] for e in examples],
                          truncation="longest_first", max_length=max_length)

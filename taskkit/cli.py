@@ -38,10 +38,12 @@ def run(
                                                   "Default: the task's small demo data."),
     model: Optional[str] = typer.Option(None, help="Packaged name (minilm), local folder or hub id."),
     out: Optional[Path] = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
+    init_from: Optional[str] = typer.Option(None, "--from", help="Continue training this saved model on the new data."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
     batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
-    max_length: Optional[int] = typer.Option(None, help="Maximum sub-word tokens per text."),
+    max_length: Optional[int] = typer.Option(None, help="Maximum sub-word tokens per window of text."),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut long texts instead of splitting them into windows."),
     seed: Optional[int] = typer.Option(None, help="Random seed (runs are reproducible)."),
     shots: Optional[int] = typer.Option(None, help="Train on N examples per class, sampled with --seed."),
     patience: Optional[int] = typer.Option(None, help="Epochs without dev improvement before stopping; 0 disables."),
@@ -63,7 +65,7 @@ def run(
 
     result = api.run(
         task, mode, data, out or Path("runs") / f"{task}-{mode}",
-        model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed, shots=shots,
+        model=model, init_from=init_from, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, truncate=truncate or None, seed=seed, shots=shots,
         patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
         grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
         label_column=label_column, options=_parse_options(option) or None, progress=False if quiet else None,

@@ -69,11 +69,13 @@ class RunConfig:
     """
 
     model: str = "minilm"  # packaged short name, local folder or hub id
+    init_from: str | None = None  # a saved taskkit model to continue training (labels kept, new ones added)
     epochs: int = 5
     lr: float = 5e-5
     batch_size: int = 32
     eval_batch_size: int = 128
     max_length: int = 128  # in sub-word tokens, including special tokens
+    truncate: bool = False  # cut texts longer than max_length instead of windowing them
     seed: int = 42
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1  # share of optimiser steps spent warming the learning rate up
@@ -140,8 +142,14 @@ class Task(ABC):
         tokenizer: "PreTrainedTokenizerBase",
         labels: LabelSpace,
         max_length: int,
+        truncate: bool = False,
     ) -> list[Features]:
-        """Tokenise examples into features; gold labels become ``labels`` when present."""
+        """Tokenise examples into features; gold labels become ``labels`` when present.
+
+        An input longer than ``max_length`` becomes several overlapping windows, each feature
+        naming its example in ``_example`` (the predictor pools them), unless ``truncate``.
+        Keys starting with ``_`` never reach the model.
+        """
 
     @abstractmethod
     def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
@@ -167,6 +175,20 @@ class Task(ABC):
     def metrics(self, gold: Sequence[Any], predicted: Sequence[Any], labels: LabelSpace) -> dict[str, Any]:
         """Evaluation figures; must contain :attr:`primary_metric`."""
 
+    # --- optional hooks of structured tasks (token / pair level); defaults keep sequence tasks as they are ---
+    #: True when predictions are one array per input (token tasks: a row per word), not one matrix.
+    ragged: ClassVar[bool] = False
+
+    def special_tokens(self, examples: Sequence[Example]) -> list[str]:
+        """Tokens to add to the tokenizer before training (entity markers); the body's embeddings grow."""
+        return []
+
+    def collect_logits(self, features: Sequence[Features], logits: list["np.ndarray"], count: int,
+                       labels: LabelSpace) -> list["np.ndarray"] | None:
+        """Per-input logits from per-feature logits when the task splits inputs its own way (a token
+        task's windows of words); ``None``: the kernel's default (windows averaged)."""
+        return None
+
     def prediction_record(self, example: Example, predicted: Any, probabilities: Any, labels: LabelSpace) -> dict[str, Any]:
         """One line of ``predictions.jsonl`` / ``taskkit predict`` output."""
         record = {k: v for k, v in example.items() if not k.startswith("_")}
@@ -184,6 +206,9 @@ class Predictor(ABC):
     labels: LabelSpace
     #: What fitting did (epochs, dev history, speed), set by the mode for ``metrics.json``.
     training: dict[str, Any] | None = None
+    #: The decision threshold ``decode`` gets unless a caller passes one: tuned on dev for
+    #: multi-label models, a task option (intent's ``oos_threshold``); saved with the model.
+    threshold: float | None = None
 
     @abstractmethod
     def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
@@ -191,7 +216,8 @@ class Predictor(ABC):
 
     def predict(self, inputs: Sequence[Any], threshold: float | None = None) -> list[Any]:
         """Predictions in the task's form (a label for classification)."""
-        return self.task.decode(self.predict_proba(inputs), self.labels, threshold)
+        cut = threshold if threshold is not None else self.threshold
+        return self.task.decode(self.predict_proba(inputs), self.labels, cut)
 
     @abstractmethod
     def save(self, path: str | Path) -> Path:

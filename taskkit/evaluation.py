@@ -16,7 +16,7 @@ def evaluate(
     """(metrics, predictions, probabilities) of ``predictor`` on gold-labelled ``examples``."""
     task, labels = predictor.task, predictor.labels
     probabilities = predictor.predict_proba(examples)
-    predicted = task.decode(probabilities, labels, threshold)
+    predicted = task.decode(probabilities, labels, threshold if threshold is not None else predictor.threshold)
     scores = task.metrics(task.gold(examples, labels), predicted, labels)
     scores["examples"] = len(examples)
     return scores, predicted, probabilities

@@ -18,6 +18,8 @@ def collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
     """
     batch: dict[str, torch.Tensor] = {}
     for key in features[0]:
+        if key.startswith("_"):  # bookkeeping (which example a window belongs to)
+            continue
         values = [f[key] for f in features]
         first = values[0]
         if isinstance(first, (list, tuple)) and not (first and isinstance(first[0], float)):

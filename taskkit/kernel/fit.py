@@ -11,31 +11,49 @@ from taskkit.kernel.train import TrainResult, seed_everything, train
 from taskkit.models import load_body, load_tokenizer, resolve
 
 if TYPE_CHECKING:
-    from taskkit.contracts import RunConfig, Splits, Task
+    from taskkit.contracts import LabelSpace, RunConfig, Splits, Task
+
+
+def _check_splits(task: "Task", splits: "Splits", labels: "LabelSpace") -> None:
+    check = getattr(task, "check_known", None)  # tasks with a closed label set refuse unseen labels
+    if check is not None:
+        for name in ("dev", "test"):
+            check(getattr(splits, name), labels, name)
 
 
 def fit_task_model(
     task: "Task", splits: "Splits", config: "RunConfig", mode: str,
     prepare: Callable[[TaskModel], None] = lambda model: None,
 ) -> tuple[TorchPredictor, TrainResult]:
-    """Build body + head from ``config.model``, let the mode ``prepare`` it (freeze, adapters), train."""
-    ref = resolve(config.model)
+    """Build body + head from ``config.model`` (or continue ``config.init_from``), let the mode
+    ``prepare`` it (freeze layers, add adapters), and train it on the kernel."""
     labels = task.label_space(splits.train)
-    for name in ("dev", "test"):
-        check = getattr(task, "check_known", None)
-        if check is not None:
-            check(getattr(splits, name), labels, name)
-    tokenizer = load_tokenizer(ref)
     seed_everything(config.seed)  # the head's initial weights are part of a reproducible run
-    body = load_body(ref)
-    model = TaskModel(body, task.head(body.config.hidden_size, labels, config.dropout))
-    prepare(model)
     settings: dict[str, Any] = {
         "base_model": config.model, "max_length": config.max_length, "eval_batch_size": config.eval_batch_size,
-        "precision": config.precision, "dropout": config.dropout,
+        "precision": config.precision, "dropout": config.dropout, "truncate": config.truncate, "data": splits.source,
     }
+    if config.init_from:
+        from taskkit.kernel.resume import load_for_training
+
+        old, labels = load_for_training(config.init_from, task, mode, labels)
+        model, tokenizer = old.model, old.tokenizer
+        settings["base_model"] = old.settings.get("base_model", config.model)
+        settings["continued_from"] = str(config.init_from)
+    else:
+        ref = resolve(config.model)
+        tokenizer = load_tokenizer(ref)
+        body = load_body(ref)
+        markers = task.special_tokens(splits.train)  # e.g. a relation task's entity markers
+        if markers:  # never split, never lower-cased; the body gets embedding rows for them
+            tokenizer.add_tokens(markers, special_tokens=True)
+            body.resize_token_embeddings(len(tokenizer))
+        model = TaskModel(body, task.head(body.config.hidden_size, labels, config.dropout))
+    _check_splits(task, splits, labels)
+    prepare(model)
     predictor = TorchPredictor(model, tokenizer, task, labels, mode, settings)
-    features = task.encode(splits.train, tokenizer, labels, config.max_length)
+    features = task.encode(splits.train, tokenizer, labels, config.max_length,
+                           **({"truncate": True} if config.truncate else {}))
     metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
 
     def on_dev(_: Any) -> dict[str, Any]:
@@ -46,8 +64,9 @@ def fit_task_model(
     trainable, total = trainable_parameters(model)
     predictor.training = {
         "epochs_run": len(result.history), "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "train_seconds": round(result.train_seconds, 2), "train_examples": len(features),
-        "examples_per_second": round(result.examples_per_second, 2), "watched_metric": metric,
-        "trainable_parameters": trainable, "total_parameters": total, "history": result.history,
+        "train_seconds": round(result.train_seconds, 2), "train_examples": len(splits.train),
+        "train_features": len(features), "examples_per_second": round(result.examples_per_second, 2),
+        "watched_metric": metric, "trainable_parameters": trainable, "total_parameters": total,
+        "trainable_share": round(trainable / total, 6), "history": result.history,
     }
     return predictor, result

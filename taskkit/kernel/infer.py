@@ -27,7 +27,7 @@ def predict_logits(
     """
     precision = resolve_precision(precision)
     device = device or default_device()
-    keys = [k for k in features[0] if k != "labels"] if features else []
+    keys = [k for k in features[0] if k != "labels" and not k.startswith("_")] if features else []
     results: list[np.ndarray | None] = [None] * len(features)
     if isinstance(model, torch.nn.Module):
         model.eval()

@@ -86,3 +86,23 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
+
+
+def grow_output(head: nn.Module, old: int, new: int) -> None:
+    """Widen the head's output layer from ``old`` to ``new`` labels, keeping the learnt rows.
+
+    Continued training on data with new labels extends the label set instead of starting over.
+    """
+    found = [(name, m) for name, m in head.named_modules() if isinstance(m, nn.Linear) and m.out_features == old]
+    if not found:
+        raise TaskkitError(f"cannot extend this head with new labels: no output layer of size {old}")
+    name, layer = found[-1]
+    wider = nn.Linear(layer.in_features, new, bias=layer.bias is not None).to(layer.weight.device, layer.weight.dtype)
+    with torch.no_grad():
+        nn.init.normal_(wider.weight, std=0.02)
+        wider.weight[:old] = layer.weight
+        if layer.bias is not None:
+            wider.bias.zero_()
+            wider.bias[:old] = layer.bias
+    parent = head.get_submodule(name.rpartition(".")[0]) if "." in name else head
+    setattr(parent, name.rpartition(".")[2], wider)

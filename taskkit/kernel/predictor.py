@@ -31,21 +31,45 @@ class TorchPredictor(Predictor):
         self.device = default_device()
         self.model.to(self.device)
 
+    @property
+    def threshold(self) -> float | None:  # type: ignore[override]
+        """Kept in ``settings`` so that it is saved in ``taskkit.json`` and comes back on load."""
+        return self.settings.get("threshold")
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self.settings["threshold"] = value
+
     def features(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
         examples = [self.task.as_example(x) for x in inputs]
-        return self.task.encode(examples, self.tokenizer, self.labels, self.settings["max_length"])
+        extra = {"truncate": True} if self.settings.get("truncate") else {}
+        return self.task.encode(examples, self.tokenizer, self.labels, self.settings["max_length"], **extra)
 
     def predict_logits(self, inputs: Sequence[Any], precision: str | None = None) -> list[np.ndarray]:
-        return predict_logits(
-            self.model, self.features(inputs), self.tokenizer.pad_token_id,
+        """Logits per input; the windows of a long input are averaged into one row."""
+        features = self.features(inputs)
+        logits = predict_logits(
+            self.model, features, self.tokenizer.pad_token_id,
             batch_size=self.settings.get("eval_batch_size", 128),
             precision=precision or self.settings.get("precision", "auto"), device=self.device,
         )
+        collected = self.task.collect_logits(features, logits, len(inputs), self.labels)
+        if collected is not None:  # the task merges its own windows (per-word rows of a token task)
+            return collected
+        if len(features) == len(inputs) or "_example" not in features[0]:
+            return logits
+        pooled: list[list[np.ndarray]] = [[] for _ in inputs]
+        for feature, row in zip(features, logits):
+            pooled[feature["_example"]].append(row)
+        return [np.mean(rows, axis=0) for rows in pooled]
 
     def predict_proba(self, inputs: Sequence[Any], precision: str | None = None) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.task.probabilities(stack(self.predict_logits(inputs, precision)), self.labels)
+        rows = self.predict_logits(inputs, precision)
+        if self.task.ragged:  # one array per input (a row per word): nothing to stack
+            return self.task.probabilities(rows, self.labels)  # type: ignore[arg-type]
+        return self.task.probabilities(stack(rows), self.labels)
 
     def metadata(self) -> dict[str, Any]:
         return {"task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
@@ -69,11 +93,10 @@ class TorchPredictor(Predictor):
 
         labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
         settings = metadata.get("settings", {})
-        dropout = settings.get("dropout", 0.1)
         if "delta" in metadata:  # shipped as the weights that differ from a packaged base model
             ref = resolve(settings["base_model"])
             body = load_body(ref)
-            model = TaskModel(body, task.head(body.config.hidden_size, labels, dropout))
+            model = TaskModel(body, cls.build_head(task, body.config.hidden_size, labels, settings))
             delta = load_file(str(path / metadata["delta"]))
             state = model.state_dict()
             state.update({k: v.to(state[k].dtype) for k, v in delta.items()})
@@ -82,11 +105,17 @@ class TorchPredictor(Predictor):
         else:
             if not (path / WEIGHTS).is_file():
                 raise TaskkitError(f"{path}: model folder has no {WEIGHTS}")
-            model = TaskModel(body_from_config(path), task.head(_hidden_size(path), labels, dropout))
+            model = TaskModel(body_from_config(path), cls.build_head(task, _hidden_size(path), labels, settings))
             load_model(model, str(path / WEIGHTS))
             tokenizer = load_tokenizer(str(path))
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
+
+
+    @classmethod
+    def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:
+        """The head a saved model is loaded into: the task's own (subclasses with other heads override)."""
+        return task.head(hidden_size, labels, settings.get("dropout", 0.1))
 
 
 def _hidden_size(path: Path) -> int:

@@ -66,10 +66,14 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place; with ``evaluate``, early-stop on ``metric`` and keep the best epoch."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers import get_linear_schedule_with_warmup
 
     precision = resolve_precision(config.precision)
+    # Accelerate keeps its settings in a process-wide singleton that refuses a different mixed
+    # precision later on; a process (a notebook, a sweep) may train several times.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         mixed_precision="bf16" if precision == "bf16" else "no",
         gradient_accumulation_steps=config.grad_accum,

@@ -1,0 +1,315 @@
+"""The ``few-shot`` mode: SetFit-style training from a handful of examples per class.
+
+Two phases, both on taskkit's kernel (bf16 autocast, length-sorted batches, early stopping on dev
+where a dev split exists):
+
+1. contrastive: the sentence body learns to embed texts of one class together, with the labels'
+   descriptions as anchor examples (:mod:`taskkit.kernel.contrastive`);
+2. a head: ``--option head=logistic`` fits scikit-learn's logistic regression on the embeddings
+   (SetFit's default head), ``--option head=torch`` trains the task's own torch head end to end.
+
+Few examples must never do worse than knowing the label names, so both heads start from (or are
+pulled toward) the zero-shot classifier: the cosine between a text and each label's description.
+
+``--option engine=setfit`` runs the setfit library's own Trainer instead (in a temporary folder)
+and saves its model in taskkit's format.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import taskkit
+from taskkit.contracts import LabelSpace, Mode, Predictor, RunConfig, Splits, Task
+from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+HEADS = ("logistic", "torch")
+#: option -> (type, default); everything else in --option is refused with one line
+OPTIONS: dict[str, tuple[type, Any]] = {
+    "head": (str, "logistic"),
+    "engine": (str, "taskkit"),  # taskkit | setfit
+    "steps": (int, 0),  # contrastive steps; 0: chosen from the data size
+    "contrastive_lr": (float, 2e-5),  # SetFit's body learning rate
+    "prior": (bool, True),  # label descriptions as anchors and as the head's starting point
+    "prior_weight": (float, 1.0),  # how strongly the head is held near the zero-shot classifier
+    "eval_every": (int, 10),
+    "descriptions": (dict, {}),  # label -> description, overriding the task's
+    "allow_fewer": (bool, False), "threshold": (float, None), "threshold_metric": (str, "macro_f1"),
+    "oos_threshold": (float, None),
+}
+
+
+def options(config: RunConfig) -> dict[str, Any]:
+    unknown = sorted(set(config.options) - set(OPTIONS))
+    if unknown:
+        raise TaskkitError(f"few-shot: unknown --option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS))})")
+    out = {k: default for k, (_, default) in OPTIONS.items()}
+    for key, value in config.options.items():
+        kind = OPTIONS[key][0]
+        if kind is bool and isinstance(value, str):
+            value = value.lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
+            raise TaskkitError(f"few-shot: --option {key}={value!r} must be a {kind.__name__}")
+        out[key] = value
+    if out["head"] not in HEADS:
+        raise TaskkitError(f"few-shot: unknown head {out['head']!r} (choose from {', '.join(HEADS)})")
+    if out["engine"] not in ("taskkit", "setfit"):
+        raise TaskkitError(f"few-shot: unknown engine {out['engine']!r} (taskkit or setfit)")
+    return out
+
+
+def multi_hot(examples: list[dict[str, Any]], labels: LabelSpace) -> "np.ndarray":
+    import numpy as np
+
+    rows = np.zeros((len(examples), len(labels)), dtype=np.float32)
+    for i, e in enumerate(examples):
+        for name in e.get("labels", [e.get("label")]):
+            rows[i, labels.index(name)] = 1.0
+    return rows
+
+
+def default_steps(n_train: int, n_labels: int, batch_size: int) -> int:
+    """Enough steps for every text to be seen ~4 times (at least 20, at most 300): bounded wall time."""
+    return max(20, min(300, 4 * -(-n_train // batch_size), 2 * n_labels))
+
+
+class FewShotMode(Mode):
+    name = "few-shot"
+    description = "SetFit-style: contrastive sentence-embedding training, then a head, from few examples"
+    defaults = {"lr": 1e-4, "epochs": 20, "batch_size": 32, "max_length": 64, "patience": 3}
+
+    def supports(self, task: Task) -> bool:
+        return task.level == "sequence"
+
+    def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
+        import time
+
+        import numpy as np
+
+        from taskkit.kernel.contrastive import contrastive_train, embed, label_prompts
+        from taskkit.kernel.train import seed_everything
+        from taskkit.models import load_body, load_tokenizer, resolve
+
+        opts = options(config)
+        labels = task.label_space(splits.train)
+        check = getattr(task, "check_known", None)
+        for split in ("dev", "test"):
+            if check is not None:
+                check(getattr(splits, split), labels, split)
+        started = time.perf_counter()
+        if opts["engine"] == "setfit":
+            predictor, info = fit_with_setfit(task, splits, config, labels)
+        else:
+            ref = resolve(config.model)
+            tokenizer, body = load_tokenizer(ref), load_body(ref)
+            seed_everything(config.seed)
+            prompts = label_prompts(task, labels, opts["descriptions"]) if opts["prior"] else []
+            texts = [e["text"] for e in splits.train] + prompts
+            targets = multi_hot(splits.train, labels)
+            if prompts:
+                targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)])
+            steps = opts["steps"] or default_steps(len(texts), len(labels), config.batch_size)
+            dev = ([e["text"] for e in splits.dev] + prompts,
+                   np.concatenate([multi_hot(splits.dev, labels), targets[len(splits.train):]])) if splits.dev else None
+            phase1 = contrastive_train(
+                body, tokenizer, texts, targets, steps=steps, batch_size=config.batch_size,
+                lr=opts["contrastive_lr"], max_length=config.max_length, precision=config.precision, seed=config.seed,
+                weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, dev=dev,
+                eval_every=opts["eval_every"], patience=config.patience)
+            info = {"contrastive": {"steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
+                                    "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
+                                    "history": phase1.history}}
+            prior = embed(body, tokenizer, label_prompts(task, labels, opts["descriptions"]), config.max_length,
+                          config.precision) if opts["prior"] else None
+            if opts["head"] == "logistic":
+                predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts)
+            else:
+                predictor, info["head"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
+        choose = getattr(task, "choose_threshold", None)
+        if choose is not None:
+            predictor.threshold = choose(predictor, splits.dev, labels, config)
+        predictor.training = {**info, "head": opts["head"], "engine": opts["engine"], "prior": opts["prior"],
+                              "train_examples": len(splits.train), "threshold": predictor.threshold,
+                              "train_seconds": round(time.perf_counter() - started, 2)}
+        return predictor
+
+    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
+        from taskkit.kernel.predictor import TorchPredictor
+
+        if metadata.get("settings", {}).get("head") == "torch":
+            return TorchPredictor.load(path, task, metadata)
+        return embedding_predictor().load(path, task, metadata)
+
+
+def embedding_predictor() -> type:
+    """A TorchPredictor whose head is the normalised-embedding linear layer of a logistic regression."""
+    from taskkit.kernel.contrastive import EmbeddingHead
+    from taskkit.kernel.predictor import TorchPredictor
+
+    class EmbeddingPredictor(TorchPredictor):
+        @classmethod
+        def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> Any:
+            return EmbeddingHead(hidden_size, len(labels))
+
+    return EmbeddingPredictor
+
+
+def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
+    return {"base_model": config.model, "max_length": config.max_length, "eval_batch_size": config.eval_batch_size,
+            "precision": config.precision, "dropout": config.dropout, "head": head}
+
+
+def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
+                  prior: "np.ndarray | None", opts: dict[str, Any]) -> Predictor:
+    """SetFit's default head: logistic regression on normalised embeddings (one per label if multi-label).
+
+    With the prior, each label's description embedding joins the training data as an example of its
+    label (weight ``prior_weight``), and the result is averaged with the zero-shot cosine classifier
+    in logit space, so a handful of noisy examples cannot pull the decision far from the label names.
+    """
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from taskkit.kernel.contrastive import EmbeddingHead, embed
+    from taskkit.kernel.model import TaskModel
+
+    x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
+    y = multi_hot(splits.train, labels)
+    weights = np.ones(len(x))
+    if prior is not None:
+        x, y = np.concatenate([x, prior]), np.concatenate([y, np.eye(len(labels), dtype=np.float32)])
+        weights = np.concatenate([weights, np.full(len(prior), opts["prior_weight"])])
+    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
+    bias = np.zeros(len(labels), dtype=np.float32)
+    if labels.multi_label:  # one binary regression per label (SetFit's one-vs-rest)
+        for j in range(len(labels)):
+            clf = LogisticRegression(max_iter=1000, random_state=config.seed).fit(x, y[:, j], sample_weight=weights)
+            coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
+    else:
+        clf = LogisticRegression(max_iter=1000, random_state=config.seed).fit(x, y.argmax(1), sample_weight=weights)
+        if len(labels) == 2:  # binary: sigmoid(z) == softmax([0, z])
+            coef[1], bias[1] = clf.coef_[0], clf.intercept_[0]
+        else:
+            coef, bias = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+    if prior is not None and not labels.multi_label:
+        # the zero-shot classifier as logits: cosine to each description, scaled like the regression's
+        spread = float(np.std(x[: len(splits.train)] @ coef.T)) or 1.0
+        zero = prior / np.linalg.norm(prior, axis=1, keepdims=True)
+        zero_spread = float(np.std(x[: len(splits.train)] @ zero.T)) or 1.0
+        mix = opts["prior_weight"] / (1.0 + opts["prior_weight"])
+        coef = (1 - mix) * coef + mix * zero * (spread / zero_spread)
+        bias = (1 - mix) * bias
+    head = EmbeddingHead(body.config.hidden_size, len(labels))
+    with torch.no_grad():
+        head.out.weight.copy_(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32)))
+        head.out.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)))
+    return embedding_predictor()(TaskModel(body, head), tokenizer, task, labels, "few-shot",
+                                 settings_of(config, "logistic"))
+
+
+def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
+               prior: "np.ndarray | None", opts: dict[str, Any]) -> tuple[Predictor, dict[str, Any]]:
+    """The task's own head, trained end to end with the body by the kernel's loop.
+
+    Its output layer starts as the zero-shot classifier (each row: a label's normalised description
+    embedding, scaled), and an L2 penalty holds it near that start.
+    """
+    import numpy as np
+    import torch
+
+    from taskkit.evaluation import evaluate
+    from taskkit.kernel.model import TaskModel
+    from taskkit.kernel.predictor import TorchPredictor
+    from taskkit.kernel.train import train
+
+    head = task.head(body.config.hidden_size, labels, config.dropout)
+    model = TaskModel(body, head)
+    out = getattr(head, "out", None)
+    start = None
+    if prior is not None and isinstance(out, torch.nn.Linear):
+        # the head pools without normalising: scale rows so logits ~ 20 x cosine for a typical text
+        sample = [e["text"] for e in splits.train[:64]]
+        norm = _raw_norm(body, tokenizer, sample, config.max_length)
+        start = torch.from_numpy(prior / np.linalg.norm(prior, axis=1, keepdims=True) * (20.0 / norm)).float()
+        with torch.no_grad():
+            out.weight.copy_(start)
+            out.bias.zero_()
+    base = task.loss(labels)
+    reg = opts["prior_weight"]
+
+    def loss(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        value = base(logits, gold)
+        if start is not None and reg:
+            drift = (out.weight - start.to(out.weight.device)).pow(2).sum() / start.pow(2).sum()
+            value = value + reg * drift
+        return value
+
+    predictor = TorchPredictor(model, tokenizer, task, labels, "few-shot", settings_of(config, "torch"))
+    features = task.encode(splits.train, tokenizer, labels, config.max_length)
+    metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
+    on_dev = (lambda _: evaluate(predictor, splits.dev)[0]) if splits.dev else None
+    result = train(model, features, loss, config, tokenizer.pad_token_id, evaluate=on_dev, metric=metric)
+    return predictor, {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                       "stopped_early": result.stopped_early, "seconds": round(result.train_seconds, 2),
+                       "history": result.history}
+
+
+def _raw_norm(body: Any, tokenizer: Any, texts: list[str], max_length: int) -> float:
+    """Mean norm of mean-pooled (unnormalised) embeddings of ``texts``."""
+    import torch
+
+    from taskkit.kernel.model import mean_pool
+
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
+        return float(mean_pool(hidden, encoded["attention_mask"].to(body.device)).norm(dim=-1).mean())
+
+
+def fit_with_setfit(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace) -> tuple[Predictor, dict]:
+    """The setfit library's own Trainer at its defaults, scratch output in a temporary folder."""
+    import numpy as np
+    import torch
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from taskkit.kernel.contrastive import EmbeddingHead
+    from taskkit.kernel.model import TaskModel
+    from taskkit.models import load_tokenizer, resolve
+
+    if labels.multi_label:
+        raise TaskkitError("few-shot: engine=setfit supports single-label data only here; use engine=taskkit")
+    ref = resolve(config.model)
+    model = SetFitModel.from_pretrained(ref)
+    y = [labels.index(e["label"]) for e in splits.train]
+    data = Dataset.from_dict({"text": [e["text"] for e in splits.train], "label": y})
+    with tempfile.TemporaryDirectory(prefix="taskkit-setfit-") as scratch:
+        args = TrainingArguments(output_dir=scratch, seed=config.seed, max_length=config.max_length,
+                                 show_progress_bar=False, report_to="none", save_strategy="no")
+        Trainer(model=model, args=args, train_dataset=data).train()
+    clf = model.model_head
+    coef = np.zeros((len(labels), model.model_body.get_sentence_embedding_dimension()), dtype=np.float32)
+    bias = np.zeros(len(labels), dtype=np.float32)
+    if len(labels) == 2:
+        coef[1], bias[1] = clf.coef_[0], clf.intercept_[0]
+    else:
+        coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
+    body = model.model_body[0].auto_model
+    head = EmbeddingHead(body.config.hidden_size, len(labels))
+    with torch.no_grad():
+        head.out.weight.copy_(torch.from_numpy(coef))
+        head.out.bias.copy_(torch.from_numpy(bias))
+    predictor = embedding_predictor()(TaskModel(body, head), load_tokenizer(ref), task, labels, "few-shot",
+                                      settings_of(config, "logistic"))
+    return predictor, {"setfit": {"defaults": True}}
+
+
+@taskkit.hookimpl
+def register_modes(register: Callable[[Mode], None]) -> None:
+    register(FewShotMode())

@@ -1,0 +1,194 @@
+"""The ``relation`` task: the directed relation between a head and a tail entity marked in a text.
+
+An example is ``{"text", "head": {"start", "end"[, "type"]}, "tail": {...}, "label"}`` (character
+offsets, end exclusive). The entities are wrapped in typed marker tokens added to the tokenizer
+(``<h:PER> ... </h:PER>``; ``<h> ... </h>`` without types), and the head reads the hidden
+states at the two start markers. Metrics: the SemEval-2010 Task 8 official score (macro-F1 over
+relation types, direction counted, the negative label excluded), micro-F1 and accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+import taskkit
+from taskkit.classification import ClassificationTask
+from taskkit.contracts import Example, Features, LabelSpace, Level, RunConfig, Task
+from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+NEGATIVE = "Other"  # the label of "no relation of interest" (SemEval's Other, TACRED's no_relation)
+NEGATIVES = ("Other", "no_relation", "NA", "none")
+DIRECTION = re.compile(r"\((e1|e2|head|tail),\s*(e1|e2|head|tail)\)$")
+
+
+def marker(role: str, kind: str | None, closing: bool = False) -> str:
+    return f"<{'/' if closing else ''}{role}{':' + kind if kind else ''}>"
+
+
+def relation_type(label: str) -> str:
+    """``Cause-Effect(e2,e1)`` -> ``Cause-Effect``: the relation without its direction."""
+    return DIRECTION.sub("", label)
+
+
+class RelationTask(ClassificationTask):
+    name = "relation"
+    level: ClassVar[Level] = "pair"
+    description = "relation between two marked entities in a text (directed labels), SemEval-2010 Task 8 score"
+    primary_metric = "official_macro_f1"
+    hypothesis_template = "{}"
+
+    # --- reading -------------------------------------------------------------------------
+    def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
+        example = self._spans(row, row.get("_where", "input"))
+        label = row.get(config.label_column)
+        if not isinstance(label, str) or not label.strip():
+            raise TaskkitError(f"{example['_where']}: no label (column {config.label_column!r} is missing or empty)")
+        example["label"] = label.strip()
+        return example
+
+    def _spans(self, row: dict[str, Any], where: str) -> Example:
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise TaskkitError(f"{where}: missing or empty 'text'")
+        spans = {}
+        for role in ("head", "tail"):
+            spans[role] = _span(row.get(role), text, role, where)
+        (hs, he), (ts, te) = (spans["head"]["start"], spans["head"]["end"]), (spans["tail"]["start"], spans["tail"]["end"])
+        if hs < te and ts < he:
+            raise TaskkitError(f"{where}: head [{hs}, {he}) and tail [{ts}, {te}) overlap")
+        return {"text": text, "head": spans["head"], "tail": spans["tail"], "_where": where}
+
+    def as_example(self, item: Any) -> Example:
+        if isinstance(item, dict):
+            return {**item, **self._spans(item, str(item.get("_where", "input")))}
+        raise TaskkitError("relation needs {'text': ..., 'head': {'start', 'end'}, 'tail': {'start', 'end'}}")
+
+    def label_space(self, examples: Sequence[Example]) -> LabelSpace:
+        labels = super().label_space(examples)
+        return LabelSpace(labels.names)
+
+    # --- model ---------------------------------------------------------------------------
+    def special_tokens(self, examples: Sequence[Example]) -> list[str]:
+        kinds = sorted({e[r]["type"] for e in examples for r in ("head", "tail") if e[r].get("type")})
+        plain = [marker(r, None, c) for r in ("h", "t") for c in (False, True)]
+        return plain + [marker(r, k, c) for k in kinds for r in ("h", "t") for c in (False, True)]
+
+    def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
+               max_length: int, truncate: bool = False) -> list[Features]:
+        known = set(tokenizer.get_vocab())
+        texts, starts = [], []
+        for e in examples:
+            text, openers = _marked(e, known)
+            texts.append(text), starts.append(openers)
+        encoded = tokenizer(texts, add_special_tokens=True)
+        ids_of = {m: tokenizer.convert_tokens_to_ids(m) for pair in starts for m in pair}
+        features: list[Features] = []
+        for i, e in enumerate(examples):
+            ids = encoded["input_ids"][i]
+            head, tail = ids.index(ids_of[starts[i][0]]), ids.index(ids_of[starts[i][1]])
+            if len(ids) > max_length:  # keep a window around both entities rather than cut them off
+                lo, hi = min(head, tail), max(head, tail)
+                if hi - lo + 2 > max_length - 2:
+                    raise TaskkitError(f"{e.get('_where', 'input')}: head and tail are {hi - lo} sub-words apart, "
+                                       f"more than --max-length {max_length} allows")
+                start = max(1, min(lo - (max_length - 2 - (hi - lo)) // 2, len(ids) - 1 - (max_length - 2)))
+                ids = ids[:1] + ids[start:start + max_length - 2] + ids[-1:]
+                head, tail = head - start + 1, tail - start + 1
+            f: Features = {"input_ids": ids, "attention_mask": [1] * len(ids), "head_start": head, "tail_start": tail,
+                           "_example": i}
+            if e.get("label") in labels.names:
+                f["labels"] = labels.index(e["label"])
+            features.append(f)
+        return features
+
+    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
+        from taskkit.kernel.heads import MarkerPairHead
+
+        return MarkerPairHead(hidden_size, len(labels), dropout)
+
+    # --- evaluation ----------------------------------------------------------------------
+    def metrics(self, gold: Sequence[Any], predicted: Sequence[Any], labels: LabelSpace) -> dict[str, Any]:
+        scores = super().metrics(gold, predicted, labels)
+        scores.update(semeval_scores(gold, predicted, labels.names))
+        return scores
+
+    def prediction_record(self, example: Example, predicted: Any, probabilities: Any, labels: LabelSpace) -> dict[str, Any]:
+        record = super().prediction_record(example, predicted, probabilities, labels)
+        record["probabilities"] = dict(sorted(record["probabilities"].items(), key=lambda kv: -kv[1])[:3])
+        return record
+
+
+def semeval_scores(gold: Sequence[str], predicted: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
+    """The official SemEval-2010 Task 8 figures, (9+1)-way with direction taken into account.
+
+    Per relation type R: precision = exact (directed) hits / predictions of R in either direction,
+    recall = hits / gold R; the official score is the mean F1 over the types, the negative label
+    excluded. Micro-F1 pools the same counts.
+    """
+    negative = next((n for n in NEGATIVES if n in names), None)
+    types = sorted({relation_type(n) for n in names} - {negative})
+    hits = {t: 0 for t in types}
+    proposed = {t: 0 for t in types}
+    actual = {t: 0 for t in types}
+    for g, p in zip(gold, predicted):
+        gt, pt = relation_type(g), relation_type(p)
+        if pt in proposed:
+            proposed[pt] += 1
+        if gt in actual:
+            actual[gt] += 1
+            hits[gt] += g == p
+    per_type = {}
+    for t in types:
+        precision = hits[t] / proposed[t] if proposed[t] else 0.0
+        recall = hits[t] / actual[t] if actual[t] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_type[t] = {"precision": precision, "recall": recall, "f1": f1, "support": actual[t]}
+    h, pr, ac = sum(hits.values()), sum(proposed.values()), sum(actual.values())
+    micro_p, micro_r = (h / pr if pr else 0.0), (h / ac if ac else 0.0)
+    return {
+        "official_macro_f1": sum(v["f1"] for v in per_type.values()) / max(1, len(per_type)),
+        "micro_f1": 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r else 0.0,
+        "per_relation": per_type,
+    }
+
+
+def _span(value: Any, text: str, role: str, where: str) -> dict[str, Any]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        value = {"start": value[0], "end": value[1]}
+    if not isinstance(value, dict) or not isinstance(value.get("start"), int) or not isinstance(value.get("end"), int):
+        raise TaskkitError(f"{where}: '{role}' must be {{'start': int, 'end': int}} (character offsets)")
+    start, end = value["start"], value["end"]
+    if not 0 <= start < end <= len(text):
+        raise TaskkitError(f"{where}: {role} span [{start}, {end}) out of range for a text of {len(text)} characters")
+    if isinstance(value.get("text"), str) and value["text"] != text[start:end]:
+        raise TaskkitError(f"{where}: {role} text {value['text']!r} differs from text[{start}:{end}] = {text[start:end]!r}")
+    span: dict[str, Any] = {"start": start, "end": end, "text": text[start:end]}
+    kind = value.get("type")
+    if isinstance(kind, str) and kind.strip():
+        span["type"] = re.sub(r"\s+", "_", kind.strip())
+    return span
+
+
+def _marked(example: Example, known: set[str]) -> tuple[str, tuple[str, str]]:
+    """The text with both entities wrapped in markers, and the two start markers used."""
+    text = example["text"]
+    pieces, starts = [], {}
+    for role, span in (("h", example["head"]), ("t", example["tail"])):
+        kind = span.get("type")
+        if kind and marker(role, kind) not in known:
+            kind = None  # a type training never saw: the untyped marker
+        starts[role] = marker(role, kind)
+        pieces.append((span["start"], span["end"], starts[role], marker(role, kind, closing=True)))
+    for start, end, opening, closing in sorted(pieces, reverse=True):  # right to left keeps offsets valid
+        text = f"{text[:start]} {opening} {text[start:end]} {closing} {text[end:]}"
+    return text, (starts["h"], starts["t"])
+
+
+@taskkit.hookimpl
+def register_tasks(register: Callable[[Task], None]) -> None:
+    register(RelationTask())

