@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# one torch thread: on 2 shared cores a 2-thread torch waits on the other jobs (several times slower)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from _common import DATASETS, read_jsonl, write_section  # noqa: E402
 
@@ -91,7 +93,7 @@ def main() -> None:
 
     old = cont.get("old_test") or {}
     write_section("PEFT against full fine-tuning, continued training, long texts", f"""
-SST-2 (6,920 train, 1,821 test), packaged MiniLM, {args.epochs} epochs each, no early stopping; full and LoRA
+SST-2 (6,920 train, 1,821 test), packaged MiniLM, {os.environ["OMP_NUM_THREADS"]} torch thread(s), {args.epochs} epochs each, no early stopping; full and LoRA
 at their mode defaults (lr 5e-5 and 5e-4), IA3 at lr 5e-3. Peak memory: the training process's maximum resident set.
 
 | mode | SST-2 test accuracy | trainable parameters | model folder | peak memory | training time |

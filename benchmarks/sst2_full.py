@@ -34,6 +34,8 @@ User command: `{shown}`
 |---|---|---|---|---|---|
 | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {metrics['examples']} | {training['epochs_run']} ({training['best_epoch']}) | {training['train_seconds']:.0f} s, {training['examples_per_second']:.0f} ex/s | {wall:.0f} s ({wall / 60:.1f} min) |
 
+Torch threads: {os.environ.get("OMP_NUM_THREADS", "all cores")} (OMP_NUM_THREADS); precision auto (bf16 on this CPU).
+
 Target: accuracy >= 0.88 within 15 minutes: {'met' if metrics['accuracy'] >= 0.88 and wall <= 900 else 'NOT met'}.
 """)
 

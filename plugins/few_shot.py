@@ -129,7 +129,7 @@ class FewShotMode(Mode):
             if opts["head"] == "logistic":
                 predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts)
             else:
-                predictor, info["head"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
+                predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
         choose = getattr(task, "choose_threshold", None)
         if choose is not None:
             predictor.threshold = choose(predictor, splits.dev, labels, config)

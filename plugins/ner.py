@@ -133,7 +133,8 @@ class NERTask(Task):
             raise TaskkitError(f"--max-length {max_length} is too short for token windows")
         if not examples:
             return []
-        encoded = tokenizer([list(e["tokens"]) for e in examples], is_split_into_words=True, add_special_tokens=False)
+        encoded = tokenizer([list(e["tokens"]) for e in examples], is_split_into_words=True, add_special_tokens=False,
+                            verbose=False)  # long sentences are windowed below: no length warning
         index = {name: i for i, name in enumerate(labels.names)}
         features: list[Features] = []
         for n, e in enumerate(examples):

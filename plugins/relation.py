@@ -35,12 +35,41 @@ def relation_type(label: str) -> str:
     return DIRECTION.sub("", label)
 
 
+#: SemEval-2010 Task 8 relations as ``(e1, e2)`` sentences; ``(e2, e1)`` swaps the roles. The
+#: zero-shot mode scores each filled-in sentence with its NLI model (``Other``: none entailed).
+SEMEVAL_VERBALISATIONS = {
+    "Cause-Effect": "{e1} causes {e2}.", "Component-Whole": "{e1} is a part of {e2}.",
+    "Content-Container": "{e1} is inside {e2}.", "Entity-Destination": "{e1} is moved into {e2}.",
+    "Entity-Origin": "{e1} comes from {e2}.", "Instrument-Agency": "{e1} is used by {e2}.",
+    "Member-Collection": "{e1} is a member of {e2}.", "Message-Topic": "{e1} is about {e2}.",
+    "Product-Producer": "{e1} is made by {e2}.",
+}
+
+
+def semeval_templates() -> dict[str, str]:
+    """Directed label -> hypothesis with ``{head}`` and ``{tail}``."""
+    out = {}
+    for relation, sentence in SEMEVAL_VERBALISATIONS.items():
+        out[f"{relation}(e1,e2)"] = sentence.format(e1="{head}", e2="{tail}")
+        out[f"{relation}(e2,e1)"] = sentence.format(e1="{tail}", e2="{head}")
+    return out
+
+
 class RelationTask(ClassificationTask):
     name = "relation"
     level: ClassVar[Level] = "pair"
     description = "relation between two marked entities in a text (directed labels), SemEval-2010 Task 8 score"
     primary_metric = "official_macro_f1"
-    hypothesis_template = "{}"
+    hypothesis_template = "{}"  # label descriptions are whole hypotheses, filled per example
+    label_descriptions = semeval_templates()
+    negative_label: ClassVar[str] = NEGATIVE
+
+    def hypothesis(self, label: str, example: Example, template: str | None = None) -> str | None:
+        """The NLI hypothesis of ``label`` for one example (``None`` for the negative label)."""
+        template = template or self.label_descriptions.get(label)
+        if not template:
+            return None
+        return template.format(head=example["head"]["text"], tail=example["tail"]["text"])
 
     # --- reading -------------------------------------------------------------------------
     def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
@@ -81,11 +110,9 @@ class RelationTask(ClassificationTask):
     def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
                max_length: int, truncate: bool = False) -> list[Features]:
         known = set(tokenizer.get_vocab())
-        texts, starts = [], []
-        for e in examples:
-            text, openers = _marked(e, known)
-            texts.append(text), starts.append(openers)
-        encoded = tokenizer(texts, add_special_tokens=True)
+        marked = [_marked(e, known) for e in examples]
+        texts, starts = [m[0] for m in marked], [m[1] for m in marked]
+        encoded = tokenizer(texts, add_special_tokens=True, verbose=False)  # long texts are cut below
         ids_of = {m: tokenizer.convert_tokens_to_ids(m) for pair in starts for m in pair}
         features: list[Features] = []
         for i, e in enumerate(examples):

@@ -124,3 +124,12 @@ def test_every_other_training_mode_that_offers_relation_trains_it(tiny_model: Pa
                          max_length=32, progress=False)
         assert "official_macro_f1" in result.metrics
         assert api.predict(api.load(tmp_path / mode), query) == api.predict(result.predictor, query)
+
+
+def test_each_directed_label_has_a_hypothesis_for_zero_shot():
+    task = relation.RelationTask()
+    example = task._example(ROWS[0], RunConfig())  # head "spark", tail "fire"
+    assert task.hypothesis("Cause-Effect(e1,e2)", example) == "spark causes fire."
+    assert task.hypothesis("Cause-Effect(e2,e1)", example) == "fire causes spark."
+    assert task.hypothesis("Other", example) is None
+    assert len(task.label_descriptions) == 18

@@ -104,16 +104,15 @@ def split_words(text: str, cuts: Sequence[int] = ()) -> tuple[list[str], list[tu
     """Words of raw text with their character spans; a word is also cut at each offset in ``cuts``
     (entity boundaries that fall inside a word, as in "Paris-based")."""
     cut_set = set(cuts)
-    words: list[str] = []
     offsets: list[tuple[int, int]] = []
     for match in WORD.finditer(text):
         start = match.start()
         for position in range(match.start() + 1, match.end()):
             if position in cut_set:
-                words.append(text[start:position]), offsets.append((start, position))
+                offsets.append((start, position))
                 start = position
-        words.append(text[start:match.end()]), offsets.append((start, match.end()))
-    return words, offsets
+        offsets.append((start, match.end()))
+    return [text[s:e] for s, e in offsets], offsets
 
 
 def tags_from_spans(text: str, spans: Any, where: str) -> tuple[list[str], list[tuple[int, int]], list[str]]:

@@ -52,7 +52,8 @@ def stratified_split(examples: list[Example], fraction: float, seed: int) -> tup
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
     n_held = max(1, round(len(examples) * fraction))
-    stratify = keys if min(counts.values()) >= 2 and n_held >= len(counts) else None
+    # examples without one label (a token task's sentences) are split at random
+    stratify = keys if None not in counts and min(counts.values()) >= 2 and n_held >= len(counts) else None
     kept, held = train_test_split(examples, test_size=n_held, random_state=seed, stratify=stratify)
     return list(kept), list(held)
 
