@@ -14,7 +14,7 @@ from torch import nn
 from taskkit.artifacts import write_atomically
 from taskkit.contracts import LabelSpace, Task
 from taskkit.errors import TaskkitError
-from taskkit.kernel.model import TaskModel, _layers
+from taskkit.kernel.model import TaskModel, transformer_layers
 from taskkit.kernel.predictor import TorchPredictor
 
 ADAPTER, HEAD = "adapter", "head.safetensors"
@@ -24,7 +24,7 @@ METHODS = ("lora", "ia3")
 def block_linear_names(body: nn.Module) -> list[str]:
     """Full names of the linear layers inside the transformer blocks: LoRA's targets for any
     architecture (embeddings, pooler and heads stay out)."""
-    layers = _layers(body)
+    layers = transformer_layers(body)
     prefix = next(name for name, module in body.named_modules() if module is layers)
     return [f"{prefix}.{name}" for name, module in layers.named_modules() if isinstance(module, nn.Linear)]
 

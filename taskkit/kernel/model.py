@@ -51,7 +51,7 @@ class SequenceHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
-def _layers(body: nn.Module) -> nn.ModuleList:
+def transformer_layers(body: nn.Module) -> nn.ModuleList:
     """The encoder's transformer blocks, found by shape rather than by one model's names."""
     n = getattr(getattr(body, "config", None), "num_hidden_layers", None)
     for _, module in body.named_modules():
@@ -73,7 +73,7 @@ def apply_freeze(model: TaskModel, freeze: str) -> None:
         return
     if freeze.startswith("top:") and freeze[4:].isdigit():
         keep = int(freeze[4:])
-        layers = _layers(model.body)
+        layers = transformer_layers(model.body)
         model.body.requires_grad_(False)
         for layer in list(layers)[len(layers) - keep :] if keep else []:
             layer.requires_grad_(True)
