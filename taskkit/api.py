@@ -106,11 +106,9 @@ def _headline(scores: dict[str, Any]) -> dict[str, Any]:
 
 def _old_test(task: "Task", config: RunConfig) -> dict[str, Any] | None:
     """The continued model's own test split and its scores before continuing, if it can be found."""
-    from taskkit.artifacts import read_metadata
+    from taskkit.kernel.resume import continuable_metadata
 
-    meta = read_metadata(config.init_from)  # type: ignore[arg-type]
-    if meta["task"] != task.name:
-        raise TaskkitError(f"{config.init_from}: a model of task {meta['task']!r}, cannot continue it as task {task.name!r}")
+    meta = continuable_metadata(config.init_from, task)  # type: ignore[arg-type]
     source = meta.get("settings", {}).get("data")
     if not source or not (source.startswith("hf:") or Path(source).exists()):
         return None

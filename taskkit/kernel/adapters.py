@@ -102,7 +102,7 @@ class AdapterPredictor(TorchPredictor):
         tokenizer = load_tokenizer(str(path))
         if len(tokenizer) != body.get_input_embeddings().num_embeddings:
             body.resize_token_embeddings(len(tokenizer))
-        head = task.head(body.config.hidden_size, labels, settings.get("dropout", 0.1))
+        head = cls.build_head(task, body.config.hidden_size, labels, settings)
         head.load_state_dict(load_file(str(path / HEAD)))
         model = TaskModel(PeftModel.from_pretrained(body, str(path / ADAPTER)), head)
         model.eval()

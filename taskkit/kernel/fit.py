@@ -52,8 +52,7 @@ def fit_task_model(
     _check_splits(task, splits, labels)
     prepare(model)
     predictor = TorchPredictor(model, tokenizer, task, labels, mode, settings)
-    features = task.encode(splits.train, tokenizer, labels, config.max_length,
-                           **({"truncate": True} if config.truncate else {}))
+    features = task.encode(splits.train, tokenizer, labels, config.max_length, truncate=config.truncate)
     metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
 
     def on_dev(_: Any) -> dict[str, Any]:

@@ -42,8 +42,8 @@ class TorchPredictor(Predictor):
 
     def features(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
         examples = [self.task.as_example(x) for x in inputs]
-        extra = {"truncate": True} if self.settings.get("truncate") else {}
-        return self.task.encode(examples, self.tokenizer, self.labels, self.settings["max_length"], **extra)
+        return self.task.encode(examples, self.tokenizer, self.labels, self.settings["max_length"],
+                                truncate=bool(self.settings.get("truncate")))
 
     def predict_logits(self, inputs: Sequence[Any], precision: str | None = None) -> list[np.ndarray]:
         """Logits per input; the windows of a long input are averaged into one row."""
@@ -110,7 +110,6 @@ class TorchPredictor(Predictor):
             tokenizer = load_tokenizer(str(path))
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
-
 
     @classmethod
     def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:

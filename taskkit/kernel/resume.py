@@ -13,18 +13,26 @@ if TYPE_CHECKING:
     from taskkit.kernel.predictor import TorchPredictor
 
 
+def continuable_metadata(path: str | Path, task: "Task") -> dict[str, Any]:
+    """The metadata of the model ``--from`` names, refusing a model of another task."""
+    from taskkit.artifacts import read_metadata
+
+    meta = read_metadata(path)
+    if meta["task"] != task.name:
+        raise TaskkitError(f"{path}: a model of task {meta['task']!r}, cannot continue it as task {task.name!r}")
+    return meta
+
+
 def load_for_training(path: str | Path, task: "Task", mode: str, new: LabelSpace) -> tuple["TorchPredictor", LabelSpace]:
     """The saved predictor to continue from, its head widened for labels it never saw.
 
     The saved label order is kept (new labels are appended), so old predictions stay comparable.
     """
-    from taskkit.artifacts import load, read_metadata
+    from taskkit.artifacts import load
     from taskkit.kernel.model import grow_output
     from taskkit.kernel.predictor import TorchPredictor
 
-    meta = read_metadata(path)
-    if meta["task"] != task.name:
-        raise TaskkitError(f"{path}: a model of task {meta['task']!r}, cannot continue it as task {task.name!r}")
+    meta = continuable_metadata(path, task)
     old = load(path)
     if not isinstance(old, TorchPredictor):
         raise TaskkitError(f"{path}: a {meta['mode']!r} model has no trained weights to continue from")
