@@ -22,7 +22,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = Path(os.environ.get("TASKKIT_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 DEMO = REPO / "taskkit" / "demo" / "sentiment"
 
 
