@@ -26,6 +26,7 @@ class Intent(ClassificationTask):
     description = "the intent of an utterance (dozens to hundreds of classes), with an out-of-scope class"
     label_descriptions = {OOS: "a request outside what this assistant handles"}
     hypothesis_template = "The user wants {}."
+    abstain_label = OOS  # zero-shot abstentions are out of scope
 
     def fixed_threshold(self, config: RunConfig) -> float | None:
         value = config.options.get("oos_threshold")

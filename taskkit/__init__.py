@@ -1,6 +1,6 @@
 """taskkit: turn a pretrained transformer into a model for your own NLP task.
 
-The public API: ``run`` (train, evaluate, save), ``load`` and ``predict``; and for plugin
+The public API: ``run`` (train, evaluate, save), ``load``, ``predict`` and ``zero_shot``; and for plugin
 authors ``hookimpl`` with the contract classes ``Task``, ``Mode`` and ``Predictor``.
 Importing taskkit never imports torch.
 """
@@ -13,12 +13,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # the API module pulls in data readers; load it on first use
-    if name in ("run", "load", "predict", "RunResult"):
+    if name in ("run", "load", "predict", "zero_shot", "RunResult"):
         from taskkit import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'taskkit' has no attribute {name!r}")
 
 
-__all__ = ["run", "load", "predict", "RunResult", "hookimpl", "Task", "Mode", "Predictor", "RunConfig",
+__all__ = ["run", "load", "predict", "zero_shot", "RunResult", "hookimpl", "Task", "Mode", "Predictor", "RunConfig",
            "Splits", "LabelSpace", "Example", "TaskkitError", "__version__"]

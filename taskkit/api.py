@@ -62,6 +62,8 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     task_obj, mode_obj = registry.get_pair(task, mode)
     config = make_config(mode_obj.defaults, **settings)
     splits: Splits = load_splits(task_obj, data if data is not None else demo_data(task_obj), config)
+    if not mode_obj.needs_training_data and splits.train and not splits.test and not splits.dev:
+        splits = Splits(train=[], dev=[], test=splits.train, source=splits.source)  # one file: score it
     if mode_obj.needs_training_data and not splits.train:
         raise TaskkitError(f"{splits.source}: no training split (mode {mode!r} needs labelled training data)")
     forgetting = _old_test(task_obj, config) if config.init_from else None
@@ -132,3 +134,25 @@ def predict(model: "str | Path | Predictor", inputs: Sequence[Any]) -> list[dict
     predicted = predictor.task.decode(probabilities, predictor.labels, predictor.threshold)
     return [predictor.task.prediction_record(e, p, pr, predictor.labels)
             for e, p, pr in zip(examples, predicted, probabilities)]
+
+
+def zero_shot(labels: Any, task: str = "topic", *, backend: str | None = None, template: str | None = None,
+              model: str | None = None, encoder: str | None = None, multi_label: bool = False,
+              threshold: float | None = None, unlabelled: Sequence[str] | None = None, **settings: Any) -> "Predictor":
+    """A zero-shot classifier for ``task`` from ``labels``: a dict label -> description, a list of
+    names, ``"a,b,c"`` or a JSON/YAML file. ``model``: the NLI model (backends ``nli`` and
+    ``both``) or the bi-encoder (``embedding``); ``encoder``: the bi-encoder of ``both`` and of
+    self-training. ``threshold``: abstain below it (single-label) or the per-label cut
+    (multi-label). ``unlabelled`` texts, if given, self-train a classifier on top.
+
+    >>> clf = taskkit.zero_shot({"sports": "sports news", "business": "business news"})
+    >>> clf.predict(["The match ended 2-1."])
+    """
+    task_obj, mode_obj = registry.get_pair(task, "zero-shot")
+    options: dict[str, Any] = {"self_train": bool(unlabelled), **({"encoder": encoder} if encoder else {})}
+    if threshold is not None:
+        options["threshold" if multi_label else "abstain"] = threshold
+    config = make_config(mode_obj.defaults, labels=labels, backend=backend, template=template, model=model,
+                         multi_label=multi_label, options=options, **settings)
+    examples = [{"text": t, "_where": f"unlabelled text {i + 1}"} for i, t in enumerate(unlabelled or [])]
+    return mode_obj.fit(task_obj, Splits(train=examples, dev=[], test=[], source="api"), config)

@@ -135,7 +135,10 @@ class ClassificationTask(Task):
         if labels.multi_label:
             cut = 0.5 if threshold is None else threshold
             return [[labels.names[j] for j in range(len(labels)) if row[j] >= cut] for row in probabilities]
-        return [labels.names[int(row.argmax())] for row in probabilities]
+        names = [labels.names[int(row.argmax())] for row in probabilities]
+        if threshold is None:
+            return names
+        return [None if float(row.max()) < threshold else n for row, n in zip(probabilities, names)]  # abstain
 
     # --- decision threshold --------------------------------------------------------------
     def fixed_threshold(self, config: RunConfig) -> float | None:
@@ -176,6 +179,8 @@ class ClassificationTask(Task):
                 "accuracy": float((y_true == y_pred).all(axis=1).mean()),  # exact match
                 "per_class": {n: report[n] for n in names},
             }
+        abstained = sum(p is None for p in predicted)
+        predicted = ["" if p is None else p for p in predicted]  # an abstention is wrong, never a class
         report = classification_report(gold, predicted, labels=names, output_dict=True, zero_division=0)
         correct = sum(g == p for g, p in zip(gold, predicted))
         return {
@@ -183,6 +188,7 @@ class ClassificationTask(Task):
             "macro_f1": report["macro avg"]["f1-score"],
             "weighted_f1": report["weighted avg"]["f1-score"],
             "per_class": {n: report[n] for n in names},
+            **({"abstained": abstained} if abstained else {}),
         }
 
     def prediction_record(self, example: Example, predicted: Any, probabilities: Any, labels: LabelSpace) -> dict[str, Any]:

@@ -56,6 +56,10 @@ def run(
     freeze: Optional[str] = typer.Option(None, help="none | head | top:N."),
     text_column: Optional[str] = typer.Option(None),
     label_column: Optional[str] = typer.Option(None),
+    labels: Optional[str] = typer.Option(None, help="zero-shot: labels a,b,c or a JSON/YAML file of label -> description."),
+    template: Optional[str] = typer.Option(None, help='zero-shot: hypothesis with {} for the label.'),
+    backend: Optional[str] = typer.Option(None, help="zero-shot: both (default) | nli | embedding."),
+    multi_label: bool = typer.Option(False, "--multi-label", help="zero-shot: score each label on its own."),
     option: List[str] = typer.Option([], help="Mode-specific KEY=VALUE, repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -68,7 +72,8 @@ def run(
         model=model, init_from=init_from, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, truncate=truncate or None, seed=seed, shots=shots,
         patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
         grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
-        label_column=label_column, options=_parse_options(option) or None, progress=False if quiet else None,
+        label_column=label_column, labels=labels, template=template, backend=backend, multi_label=multi_label or None,
+        options=_parse_options(option) or None, progress=False if quiet else None,
     )
     print_report(result.metrics, result.out)
 

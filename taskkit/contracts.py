@@ -91,6 +91,11 @@ class RunConfig:
     text_column: str = "text"
     label_column: str = "label"
     progress: bool = True
+    # zero-shot: "a,b,c", a JSON/YAML file, a list, or a dict label -> description
+    labels: Any = None
+    template: str | None = None  # zero-shot hypothesis with {} for the label; None: the task's
+    backend: str | None = None  # zero-shot: nli | embedding | both; None: the mode's default
+    multi_label: bool = False  # zero-shot: score each label on its own
     options: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "RunConfig":
@@ -222,6 +227,17 @@ class Predictor(ABC):
     @abstractmethod
     def save(self, path: str | Path) -> Path:
         """Write a model folder atomically (see :mod:`taskkit.artifacts`); return its path."""
+
+
+class SavedThreshold:
+    """A predictor's ``threshold`` kept in its ``settings`` dict, so that it is saved in
+    ``taskkit.json`` and comes back on load."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else obj.settings.get("threshold")
+
+    def __set__(self, obj: Any, value: float | None) -> None:
+        obj.settings["threshold"] = value
 
 
 class Mode(ABC):

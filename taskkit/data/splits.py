@@ -104,7 +104,7 @@ def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
         train, indices = sample_per_class(train, config.shots, config.seed, allow)
         if dev:
             dev, _ = sample_per_class(dev, config.shots, config.seed, allow_fewer=True)
-    elif train and not dev:
+    elif train and not dev and config.dev_fraction > 0:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
         carved = True
     return Splits(train=train, dev=dev, test=test, source=spec, dev_carved=carved, train_indices=indices)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from taskkit.artifacts import write_atomically
-from taskkit.contracts import LabelSpace, Predictor, Task
+from taskkit.contracts import LabelSpace, Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
 from taskkit.kernel.device import default_device
 from taskkit.kernel.infer import predict_logits, stack
@@ -31,14 +31,7 @@ class TorchPredictor(Predictor):
         self.device = default_device()
         self.model.to(self.device)
 
-    @property
-    def threshold(self) -> float | None:  # type: ignore[override]
-        """Kept in ``settings`` so that it is saved in ``taskkit.json`` and comes back on load."""
-        return self.settings.get("threshold")
-
-    @threshold.setter
-    def threshold(self, value: float | None) -> None:
-        self.settings["threshold"] = value
+    threshold = SavedThreshold()  # type: ignore[assignment]
 
     def features(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
         examples = [self.task.as_example(x) for x in inputs]

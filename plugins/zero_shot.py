@@ -1,0 +1,94 @@
+"""The ``zero-shot`` mode: a classifier from label names and descriptions, no labelled data.
+
+``taskkit run topic --mode zero-shot --data DIR --labels labels.yaml`` scores the test split and
+saves a model folder; ``taskkit zero-shot "text" --labels a,b`` classifies texts directly.
+Backends: ``nli`` (taskkit's shipped cross-encoder or any model whose config names an
+entailment label), ``embedding`` (a sentence-transformers bi-encoder) and ``both`` (their
+average, the default: it measured best, see benchmarks/RESULTS.md). With unlabelled texts
+(the data's train split, gold labels unused; else the texts being scored) single-label runs
+self-train a logistic regression on the confident predictions (``--option self_train=false``
+turns it off).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+import taskkit
+from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
+from taskkit.errors import TaskkitError
+
+
+class ZeroShotMode(Mode):
+    name = "zero-shot"
+    description = "classify from label names/descriptions with an NLI or embedding model (no training data)"
+    needs_training_data = False
+    # the backend's own default model; no dev split is carved: nothing is tuned on one
+    defaults = {"model": "auto", "dev_fraction": 0.0}
+
+    def supports(self, task: Task) -> bool:
+        return task.level == "sequence"
+
+    def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
+        from taskkit.zeroshot import build
+
+        predictor = build(task, config)
+        names = set(predictor.labels.names)
+        for split, examples in (("dev", splits.dev), ("test", splits.test)):
+            for e in examples:
+                for label in e.get("labels") or [e.get("label")]:
+                    if label is not None and label not in names and label != getattr(task, "abstain_label", None):
+                        raise TaskkitError(f"{e.get('_where', split)}: label {label!r} in {split} is not one of the "
+                                           f"zero-shot labels ({', '.join(predictor.labels.names)})")
+        predictor.training = {k: predictor.settings[k] for k in ("backend", "nli_model", "encoder")}
+        predictor.training["hypotheses"] = dict(zip(predictor.labels.names, predictor.hypotheses))
+        if _flag(config.options.get("self_train", True)) and not config.multi_label:
+            pool = [e["text"] for e in (splits.train or splits.dev or splits.test)]
+            limit = int(config.options.get("self_train_texts", 2000))
+            if len(pool) > limit:
+                pool = random.Random(config.seed).sample(pool, limit)
+            if pool:
+                predictor.training["self_training"] = predictor.self_train(pool, float(config.options.get("keep", 0.5)),
+                                                                           config.seed)
+        return predictor
+
+    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
+        from taskkit.zeroshot import ZeroShotPredictor
+
+        return ZeroShotPredictor.load(path, task, metadata)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no", "off")
+
+
+@taskkit.hookimpl
+def register_modes(register: Callable[[Mode], None]) -> None:
+    register(ZeroShotMode())
+
+
+@taskkit.hookimpl
+def register_commands(cli: typer.Typer) -> None:
+    @cli.command("zero-shot")
+    def zero_shot(
+        texts: List[str] = typer.Argument(..., help="Texts to classify."),
+        labels: str = typer.Option(..., help="Labels a,b,c or a JSON/YAML file of label -> description."),
+        task: str = typer.Option("topic", help="Sequence task whose hypothesis template is used."),
+        backend: Optional[str] = typer.Option(None, help="both (default), nli or embedding."),
+        template: Optional[str] = typer.Option(None, help='Hypothesis with {} for the label, e.g. "This text is about {}."'),
+        model: Optional[str] = typer.Option(None, help="NLI model (nli) or sentence-transformers model (embedding)."),
+        multi_label: bool = typer.Option(False, "--multi-label", help="Score each label on its own."),
+        abstain: Optional[float] = typer.Option(None, help="No label when the top probability is below this."),
+    ) -> None:
+        """Classify TEXTS against labels given on the command line: one JSON line per text."""
+        from taskkit import api
+
+        predictor = api.zero_shot(labels, task=task, backend=backend, template=template, model=model,
+                                  multi_label=multi_label, threshold=abstain)
+        for record in api.predict(predictor, texts):
+            typer.echo(json.dumps(record, ensure_ascii=False))

@@ -1,0 +1,198 @@
+"""Zero-shot scoring on the shared inference kernel: NLI cross-encoders and bi-encoders.
+
+NLI: every (text, hypothesis) pair goes through the kernel as one length-sorted stream with
+dynamic padding. Texts and hypotheses are tokenized once each and joined by the tokenizer's own
+pair layout, so 77 labels cost 77 forward rows per text but one tokenization.
+Embedding: each text is encoded once; label embeddings are computed once per label set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from taskkit.errors import TaskkitError
+from taskkit.kernel.device import default_device
+from taskkit.kernel.infer import predict_logits
+
+DEFAULT_NLI = "nli-minilm"  # shipped in taskkit/packaged
+DEFAULT_EMBEDDING = "minilm"
+
+
+@dataclass
+class PairLayout:
+    """Where special tokens and segment ids go around two token sequences (learned from a probe)."""
+
+    prefix: list[int]
+    middle: list[int]
+    suffix: list[int]
+    types: tuple[list[int], int, list[int], int, list[int]]  # prefix, a, middle, b, suffix
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> "PairLayout":
+        a_id, b_id = (tokenizer.convert_tokens_to_ids(t) for t in _probe_tokens(tokenizer))
+        a_tok, b_tok = tokenizer.convert_ids_to_tokens([a_id, b_id])
+        enc = tokenizer(tokenizer.convert_tokens_to_string([a_tok]), tokenizer.convert_tokens_to_string([b_tok]))
+        ids = enc["input_ids"]
+        if ids.count(a_id) != 1 or ids.count(b_id) != 1:
+            raise TaskkitError(f"cannot work out how {type(tokenizer).__name__} joins two texts")
+        ia, ib = ids.index(a_id), ids.index(b_id)
+        tt = enc.get("token_type_ids") or [0] * len(ids)
+        return cls(ids[:ia], ids[ia + 1 : ib], ids[ib + 1 :],
+                   (tt[:ia], tt[ia], tt[ia + 1 : ib], tt[ib], tt[ib + 1 :]))
+
+    @property
+    def special(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def join(self, a: list[int], b: list[int], max_length: int) -> dict[str, list[int]]:
+        """``a`` cut to fit (only the text is truncated, as transformers' ``only_first``)."""
+        a = a[: max(0, max_length - len(b) - self.special)]
+        ids = self.prefix + a + self.middle + b + self.suffix
+        tp, ta, tm, tb, ts = self.types
+        types = tp + [ta] * len(a) + tm + [tb] * len(b) + ts
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids)}
+
+
+def _probe_tokens(tokenizer: Any) -> tuple[str, str]:
+    vocab = tokenizer.get_vocab()
+    for a, b in (("dog", "cat"), ("Ġdog", "Ġcat"), ("▁dog", "▁cat")):
+        if a in vocab and b in vocab:
+            return a, b
+    raise TaskkitError(f"cannot probe the pair layout of {type(tokenizer).__name__}")
+
+
+def entailment_index(id2label: dict[int, str], ref: str) -> tuple[int, int | None]:
+    """(entailment column, contradiction column or None) from a model's label names."""
+    names = {i: str(n).lower() for i, n in id2label.items()}
+    entail = [i for i, n in names.items() if n.startswith("entail")]
+    if not entail:
+        raise TaskkitError(f"model {ref!r} names no entailment label (its labels: "
+                           f"{', '.join(str(n) for n in id2label.values())}); the nli backend needs an NLI model")
+    contra = [i for i, n in names.items() if n.startswith("contradict") or n in ("not_entailment", "non_entailment")]
+    return int(entail[0]), (int(contra[0]) if contra else None)
+
+
+class NLIScorer:
+    """A cross-encoder: entailment (and contradiction) logits of (text, hypothesis) pairs."""
+
+    def __init__(self, ref: str = DEFAULT_NLI, precision: str = "auto", batch_size: int = 128,
+                 max_length: int = 256) -> None:
+        self.ref, self.precision, self.batch_size, self.max_length = ref, precision, batch_size, max_length
+        self.model, self.tokenizer, id2label, self.logits_of = _load_nli(ref)
+        self.entail, self.contra = entailment_index(id2label, ref)
+        self.names = [str(id2label[i]) for i in sorted(id2label)]
+        self.layout = PairLayout.of(self.tokenizer)
+        self.device = default_device()
+        self.model.to(self.device)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                              max_length=self.max_length)["input_ids"]
+
+    def logits(self, texts: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+        """(texts, hypotheses, classes) logits; the same hypotheses for every text."""
+        a_ids, b_ids = self.token_ids(texts), self.token_ids(hypotheses)
+        features = [self.layout.join(a, b, self.max_length) for a in a_ids for b in b_ids]
+        if not features:
+            return np.zeros((len(texts), len(hypotheses), 0), dtype=np.float32)
+        rows = predict_logits(self.model, features, self.tokenizer.pad_token_id, self.batch_size,
+                              self.precision, self.device, logits_of=self.logits_of)
+        return np.stack(rows).reshape(len(texts), len(hypotheses), -1)
+
+    def probabilities(self, texts: Sequence[str], hypotheses: Sequence[str], multi_label: bool) -> np.ndarray:
+        """Single-label: softmax over the labels' entailment logits (as transformers' pipeline).
+        Multi-label: entailment against contradiction for each label on its own."""
+        logits = self.logits(texts, hypotheses)
+        if multi_label:
+            other = logits[..., self.contra] if self.contra is not None else _others(logits, self.entail)
+            return _sigmoid(logits[..., self.entail] - other)
+        return _softmax(logits[..., self.entail])
+
+
+def _load_nli(ref: str) -> tuple[torch.nn.Module, Any, dict[int, str], Callable[[Any], torch.Tensor]]:
+    from taskkit import artifacts, packaged
+
+    folder = packaged.path(ref) if (packaged.path(ref) / artifacts.METADATA).is_file() else Path(ref)
+    if (folder / artifacts.METADATA).is_file():  # a taskkit model folder (taskkit's own NLI model)
+        predictor = artifacts.load(folder)
+        if predictor.task.name != "nli":
+            raise TaskkitError(f"{folder}: a {predictor.task.name!r} model, not an nli one")
+        return predictor.model, predictor.tokenizer, dict(enumerate(predictor.labels.names)), lambda out: out
+    from transformers import AutoModelForSequenceClassification
+
+    from taskkit.models import _load, load_tokenizer, resolve
+
+    path = resolve(ref)
+    model = _load("weights", AutoModelForSequenceClassification.from_pretrained, path)
+    return model, load_tokenizer(path), dict(model.config.id2label), lambda out: out.logits
+
+
+class EmbeddingScorer:
+    """A sentence-transformers bi-encoder run on the kernel: pooled, normalised embeddings."""
+
+    def __init__(self, ref: str = DEFAULT_EMBEDDING, precision: str = "auto", batch_size: int = 128) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from taskkit.models import resolve
+
+        self.ref, self.precision, self.batch_size = ref, precision, batch_size
+        try:
+            st = SentenceTransformer(resolve(ref), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise TaskkitError(f"cannot load sentence-transformers model {ref!r}: {str(exc).splitlines()[0]}") from None
+        self.tokenizer = st.tokenizer
+        self.max_length = int(st.max_seq_length or 512)
+        self.body = st[0].auto_model.eval()
+        self.pooling = _pooling_mode(st)
+        self.normalize = any(type(m).__name__ == "Normalize" for m in st)
+        self.device = default_device()
+        self.body.to(self.device)
+
+    def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
+        hidden = self.body(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "max":
+            pooled = hidden.masked_fill(mask == 0, -1e4).max(dim=1).values
+        else:
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        pooled = pooled.float()
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.body.config.hidden_size), dtype=np.float32)
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        features = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+        return np.stack(predict_logits(self, features, self.tokenizer.pad_token_id, self.batch_size,
+                                       self.precision, self.device))
+
+
+def _pooling_mode(st: Any) -> str:
+    for module in st:
+        if type(module).__name__ == "Pooling":
+            mode = getattr(module, "pooling_mode", None) or module.get_pooling_mode_str()
+            return "cls" if "cls" in mode else "max" if "max" in mode else "mean"
+    return "mean"
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _others(logits: np.ndarray, entail: int) -> np.ndarray:
+    """Without a contradiction column: log-sum-exp of the other classes."""
+    rest = np.delete(logits, entail, axis=-1)
+    top = rest.max(axis=-1)
+    return top + np.log(np.exp(rest - top[..., None]).sum(axis=-1))

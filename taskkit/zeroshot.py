@@ -1,0 +1,261 @@
+"""Zero-shot classification from label names and descriptions: label sets, the predictor, self-training.
+
+A label set maps each label to a description (or ``None``: its name is used). Each label becomes
+a hypothesis through the task's template, e.g. "This text is about {}." -> "This text is about
+sports news: games, teams...". The ``nli`` backend asks a cross-encoder whether the text entails
+each hypothesis; the ``embedding`` backend compares a bi-encoder's embeddings of text and
+hypothesis; ``both`` averages the two (they fail on different texts: NLI reads sentiment well,
+embeddings separate many fine-grained intents). Self-training (Gera et al., 2022) then classifies unlabelled texts, keeps the
+confident ones and fits a logistic regression on their embeddings: no gold label is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from taskkit.contracts import LabelSpace, Predictor, RunConfig, SavedThreshold, Task
+from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+BACKENDS = ("nli", "embedding", "both")  # both: the average of the two backends' probabilities
+DEFAULT_BACKEND = "both"
+SELF_TRAIN_FILE = "self_train.safetensors"
+TEMPERATURE = 0.05  # cosine -> softmax for the embedding backend: cosines of a good match differ by ~0.1
+
+
+def parse_labels(spec: Any) -> dict[str, str | None]:
+    """Labels from ``a,b,c``, a JSON/YAML file (label -> description, or a list), a dict or a list."""
+    if isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() in (".json", ".yaml", ".yml")):
+        spec = _read_label_file(Path(spec))
+    elif isinstance(spec, str):
+        spec = [part.strip() for part in spec.split(",")]
+    if isinstance(spec, dict):
+        items = [(str(k).strip(), None if v is None else str(v).strip()) for k, v in spec.items()]
+    elif isinstance(spec, (list, tuple)):
+        items = [(str(k).strip(), None) for k in spec]
+    else:
+        raise TaskkitError("zero-shot labels: give names (a,b,c), a JSON/YAML file or a dict of label -> description")
+    names = [k for k, _ in items]
+    if not names or not all(names):
+        raise TaskkitError("zero-shot needs labels: --labels a,b,c or --labels FILE (an empty label name was given)"
+                           if names else "zero-shot needs labels: --labels a,b,c or --labels FILE")
+    seen = set()
+    for name in names:
+        if name.lower() in seen:
+            raise TaskkitError(f"zero-shot labels: {name!r} is given twice")
+        seen.add(name.lower())
+    return dict(items)
+
+
+def _read_label_file(path: Path) -> Any:
+    if not path.is_file():
+        raise TaskkitError(f"{path}: no such labels file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TaskkitError(f"{path}: not a valid labels file ({first})") from None
+
+
+def hypotheses(labels: dict[str, str | None], template: str) -> list[str]:
+    check_template(template)
+    return [template.format(description or name.replace("_", " ")) for name, description in labels.items()]
+
+
+def check_template(template: str) -> None:
+    if "{}" not in template:
+        raise TaskkitError(f"template {template!r} has no {{}} for the label (e.g. \"This text is about {{}}.\")")
+
+
+class ZeroShotPredictor(Predictor):
+    """Scores label hypotheses with a backend; optionally a self-trained classifier on top."""
+
+    def __init__(self, task: Task, labels: dict[str, str | None], settings: dict[str, Any]) -> None:
+        self.task, self.descriptions = task, dict(labels)
+        self.settings = dict(settings)
+        multi = bool(self.settings.get("multi_label"))
+        if not multi and len(labels) < 2:
+            raise TaskkitError("zero-shot: one label in single-label mode; give two or more, or use --multi-label")
+        if self.settings["backend"] not in BACKENDS:
+            raise TaskkitError(f"unknown zero-shot backend {self.settings['backend']!r} (choose from {', '.join(BACKENDS)})")
+        self.labels = LabelSpace(tuple(labels), multi)
+        self.hypotheses = hypotheses(labels, self.settings["template"])
+        self._scorer: Any = None
+        self._encoder: Any = None
+        self._label_vectors: "np.ndarray | None" = None
+        self.head: tuple["np.ndarray", "np.ndarray"] | None = None  # self-trained (coef, intercept)
+
+    # abstain below this top probability (single-label); the cut per label (multi-label)
+    threshold = SavedThreshold()  # type: ignore[assignment]
+
+    # --- backends, loaded on first use ---------------------------------------------------
+    def scorer(self) -> Any:
+        if self._scorer is None:
+            from taskkit.kernel import zero_shot as zs
+
+            s = self.settings
+            self._scorer = zs.NLIScorer(s["nli_model"], s.get("precision", "auto"), s.get("eval_batch_size", 128),
+                                        s.get("max_length", 256))
+        return self._scorer
+
+    def encoder(self) -> Any:
+        """The bi-encoder of the embedding backend and of the self-trained classifier."""
+        if self._encoder is None:
+            from taskkit.kernel.zero_shot import EmbeddingScorer
+
+            self._encoder = EmbeddingScorer(self.settings["encoder"], self.settings.get("precision", "auto"),
+                                            self.settings.get("eval_batch_size", 128))
+        return self._encoder
+
+    def texts(self, inputs: Sequence[Any]) -> list[str]:
+        return [self.task.as_example(x)["text"] for x in inputs]
+
+    def zero_shot_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
+        import numpy as np
+
+        backend = self.settings["backend"]
+        nli = self.scorer().probabilities(texts, self.hypotheses, self.labels.multi_label) if backend != "embedding" else None
+        if backend == "nli":
+            return nli
+        if self._label_vectors is None:
+            self._label_vectors = self.encoder().encode(self.hypotheses)
+        vectors = self.encoder().encode(texts) if vectors is None else vectors
+        cos = vectors @ self._label_vectors.T
+        if self.labels.multi_label:
+            embedding = 1.0 / (1.0 + np.exp(-(cos - self.settings.get("cosine_center", 0.3)) / TEMPERATURE))
+        else:
+            z = np.exp((cos - cos.max(axis=1, keepdims=True)) / TEMPERATURE)
+            embedding = z / z.sum(axis=1, keepdims=True)
+        return embedding if nli is None else (nli + embedding) / 2
+
+    def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
+        import numpy as np
+
+        texts = self.texts(inputs)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        vectors = self.encoder().encode(texts) if (self.head or self.settings["backend"] != "nli") else None
+        proba = self.zero_shot_proba(texts, vectors)
+        if self.head is not None:
+            alpha = float(self.settings.get("self_train_weight", 0.5))
+            proba = alpha * _logistic_proba(vectors, *self.head) + (1 - alpha) * proba
+        return proba.astype(np.float32)
+
+    # --- self-training -------------------------------------------------------------------
+    def self_train(self, texts: Sequence[str], keep: float = 0.5, seed: int = 42, *,
+                   proba: "np.ndarray | None" = None, vectors: "np.ndarray | None" = None) -> dict[str, Any]:
+        """Fit a logistic regression on the most confident zero-shot predictions over ``texts``.
+
+        Per label, the ``keep`` most confident share of the texts predicted as that label; each
+        label's own hypothesis is one more example, so a label nothing was assigned to survives.
+        ``proba`` / ``vectors``: the zero-shot probabilities / embeddings of ``texts``, if already computed.
+        """
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        if self.labels.multi_label:
+            raise TaskkitError("self-training is for single-label zero-shot (drop --multi-label or self_train)")
+        vectors = self.encoder().encode(list(texts)) if vectors is None else vectors
+        proba = self.zero_shot_proba(texts, vectors) if proba is None else proba
+        chosen, targets = [], []
+        for j in range(len(self.labels)):
+            mine = np.flatnonzero(proba.argmax(1) == j)
+            top = mine[np.argsort(-proba[mine, j])][: int(np.ceil(keep * len(mine)))]
+            chosen.extend(top.tolist())
+            targets.extend([j] * len(top))
+        x = np.concatenate([vectors[chosen], self.encoder().encode(self.hypotheses)])
+        y = np.concatenate([np.array(targets, dtype=int), np.arange(len(self.labels))])
+        clf = LogisticRegression(max_iter=2000, C=float(self.settings.get("self_train_c", 1.0)), random_state=seed)
+        clf.fit(x, y)
+        coef = np.zeros((len(self.labels), x.shape[1]), dtype=np.float32)
+        intercept = np.full(len(self.labels), -1e4, dtype=np.float32)  # a label never seen stays improbable
+        if len(clf.classes_) == 2:  # sklearn keeps one logit for two classes: softmax([0, z]) = sigmoid(z)
+            coef[clf.classes_[1]], intercept[clf.classes_[1]], intercept[clf.classes_[0]] = clf.coef_[0], clf.intercept_[0], 0.0
+        else:
+            coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+        self.head = (coef, intercept)
+        return {"unlabelled_texts": len(texts), "pseudo_labelled": len(chosen),
+                "per_label": {self.labels.names[j]: int(np.sum(np.array(targets) == j)) for j in range(len(self.labels))}}
+
+    # --- saving --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from taskkit.artifacts import write_atomically
+
+        def write(folder: Path) -> None:
+            if self.head is not None:
+                import torch
+                from safetensors.torch import save_file
+
+                save_file({"coef": torch.from_numpy(self.head[0]), "intercept": torch.from_numpy(self.head[1])},
+                          str(folder / SELF_TRAIN_FILE))
+
+        meta = {"task": self.task.name, "mode": "zero-shot", "labels": list(self.labels.names),
+                "multi_label": self.labels.multi_label, "descriptions": self.descriptions,
+                "settings": {**self.settings, "self_trained": self.head is not None}}
+        return write_atomically(path, write, meta)
+
+    @classmethod
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "ZeroShotPredictor":
+        settings = dict(metadata.get("settings", {}))
+        descriptions = metadata.get("descriptions") or {name: None for name in metadata["labels"]}
+        predictor = cls(task, descriptions, settings)
+        if settings.get("self_trained"):
+            from safetensors.numpy import load_file
+
+            if not (path / SELF_TRAIN_FILE).is_file():
+                raise TaskkitError(f"{path}: zero-shot model folder has no {SELF_TRAIN_FILE}")
+            weights = load_file(str(path / SELF_TRAIN_FILE))
+            predictor.head = (weights["coef"], weights["intercept"])
+        return predictor
+
+
+def _logistic_proba(x: "np.ndarray", coef: "np.ndarray", intercept: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    z = x @ coef.T + intercept
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
+    """A zero-shot predictor from a run's settings (labels, template, backend, model, options)."""
+    from taskkit.kernel.zero_shot import DEFAULT_EMBEDDING, DEFAULT_NLI
+
+    if config.labels is None:
+        raise TaskkitError("zero-shot needs labels: --labels a,b,c or --labels FILE (JSON/YAML: label -> description)")
+    labels = parse_labels(config.labels)
+    # a name without a description takes the task's own, where it has one
+    labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
+    backend = config.backend or DEFAULT_BACKEND
+    options = config.options
+    given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model
+    nli_model = (given if backend != "embedding" else None) or options.get("nli_model", DEFAULT_NLI)
+    encoder = (given if backend == "embedding" else None) or options.get("encoder", DEFAULT_EMBEDDING)
+    settings = {"backend": backend, "nli_model": nli_model, "encoder": encoder, "template": config.template or task.hypothesis_template,
+                "multi_label": bool(config.multi_label), "precision": config.precision,
+                "eval_batch_size": config.eval_batch_size, "max_length": config.max_length,
+                "threshold": _number(options, "abstain" if not config.multi_label else "threshold"),
+                "self_train_weight": float(options.get("self_train_weight", 0.5))}
+    return ZeroShotPredictor(task, labels, settings)
+
+
+def _number(options: dict[str, Any], key: str) -> float | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    try:
+        cut = float(value)
+    except (TypeError, ValueError):
+        cut = -1.0
+    if not 0.0 <= cut <= 1.0:
+        raise TaskkitError(f"--option {key}={value!r}: expected a number between 0 and 1")
+    return cut
