@@ -1,4 +1,4 @@
-"""Peak training memory of full fine-tuning against LoRA (with and without LoRA dropout), side by
+"""Peak training memory of full fine-tuning against LoRA (without and with LoRA dropout), side by
 side on the same SST-2 slice, each training in its own child process (its own peak).
 
 A quick diagnostic beside benchmarks/peft_continued.py, which measures the whole SST-2 run.
@@ -31,8 +31,8 @@ def main() -> None:
         common = dict(task="sentiment", data=tmp, epochs=1, patience=0, progress=False)
         runs = {
             "full": run_child(mode="full", **common),
-            "peft, LoRA (defaults, lora_dropout 0.1)": run_child(mode="peft", **common),
-            "peft, LoRA, lora_dropout 0": run_child(mode="peft", options={"lora_dropout": 0}, **common),
+            "peft, LoRA (defaults, lora_dropout 0)": run_child(mode="peft", **common),
+            "peft, LoRA, lora_dropout 0.1": run_child(mode="peft", options={"lora_dropout": 0.1}, **common),
         }
     table = "\n".join(f"| {name} | {r['peak_mb']:.0f} MB | {r['training']['trainable_share'] * 100:.2f}% | {r['accuracy']:.4f} |"
                       for name, r in runs.items())

@@ -2,7 +2,8 @@
 
 The model folder holds the adapter and head and names its base model; ``--option merge=true``
 saves the adapter folded into the base weights instead, and ``taskkit merge`` does it later.
-Options: ``method=lora|ia3``, ``r``, ``alpha``, ``lora_dropout``, ``target_modules=a,b``.
+Options: ``method=lora|ia3``, ``r`` (8), ``alpha`` (16), ``lora_dropout`` (0: each nonzero rate keeps a
+dropped-out copy of every targeted layer's input for the backward pass), ``target_modules=a,b``.
 """
 
 from __future__ import annotations
