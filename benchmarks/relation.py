@@ -5,7 +5,7 @@
 Runs the real CLI in a subprocess on the shared train/test files (dev: 10% carved from train,
 stratified, seeded) and reads its metrics.json. The official score is macro-F1 over the nine
 relation types, direction taken into account, Other excluded (see plugins/relation.py).
-``--zero-shot`` also runs `--mode zero-shot` when that mode is installed.
+Zero-shot relation extraction has its own script: benchmarks/relation_zero_shot.py.
 """
 
 from __future__ import annotations
@@ -38,10 +38,7 @@ def run(mode: str, data: Path, extra: list[str]) -> tuple[dict, float, list[str]
 
 def main() -> None:
     data = DATASETS / "relation" / "semeval2010_task8"
-    args = sys.argv[1:]
-    zero_shot = "--zero-shot" in args
-    extra = [a for a in args if a != "--zero-shot"]
-    metrics, wall, cmd = run("full", data, extra)
+    metrics, wall, cmd = run("full", data, sys.argv[1:])
     training, config = metrics["training"], metrics["config"]
     shown = " ".join(cmd).replace(str(data), "../shared/datasets/relation/semeval2010_task8")
     rows = "\n".join(f"| {t} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |"
@@ -67,11 +64,6 @@ def main() -> None:
         f"Target: official macro-F1 >= {TARGET:.2f} within 30 minutes: {verdict}. "
         "Reference: R-BERT with BERT-base reports 0.8925.",
     ]
-    if zero_shot:
-        z, zwall, zcmd = run("zero-shot", data, [])
-        lines += ["", f"Zero-shot (`{' '.join(zcmd).replace(str(data), '../shared/datasets/relation/semeval2010_task8')}`): "
-                      f"official macro-F1 {z['official_macro_f1']:.4f}, micro-F1 {z['micro_f1']:.4f}, "
-                      f"accuracy {z['accuracy']:.4f}, {zwall / 60:.1f} min."]
     write_section("SemEval-2010 Task 8 relation, full mode", "\n".join(lines))
 
 

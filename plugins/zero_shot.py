@@ -32,7 +32,8 @@ class ZeroShotMode(Mode):
     defaults = {"model": "auto", "dev_fraction": 0.0}
 
     def supports(self, task: Task) -> bool:
-        return task.level == "sequence"
+        # sequence tasks, and tasks that fill label hypotheses per example (relation extraction)
+        return task.level == "sequence" or callable(getattr(task, "hypothesis", None))
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
         from taskkit.zeroshot import build
@@ -47,7 +48,7 @@ class ZeroShotMode(Mode):
                                            f"zero-shot labels ({', '.join(predictor.labels.names)})")
         predictor.training = {k: predictor.settings[k] for k in ("backend", "nli_model", "encoder")}
         predictor.training["hypotheses"] = dict(zip(predictor.labels.names, predictor.hypotheses))
-        if _flag(config.options.get("self_train", True)) and not config.multi_label:
+        if _flag(config.options.get("self_train", True)) and not config.multi_label and not predictor.per_example:
             pool = [e["text"] for e in (splits.train or splits.dev or splits.test)]
             limit = int(config.options.get("self_train_texts", 2000))
             if len(pool) > limit:

@@ -89,6 +89,10 @@ class ZeroShotPredictor(Predictor):
             raise TaskkitError(f"unknown zero-shot backend {self.settings['backend']!r} (choose from {', '.join(BACKENDS)})")
         self.labels = LabelSpace(tuple(labels), multi)
         self.hypotheses = hypotheses(labels, self.settings["template"])
+        # tasks whose hypotheses depend on the example (relation: the entities fill them in)
+        self.per_example = callable(getattr(task, "hypothesis", None))
+        if self.per_example and (self.settings["backend"] != "nli" or multi):
+            raise TaskkitError(f"zero-shot {task.name} needs the nli backend and single-label mode")
         self._scorer: Any = None
         self._encoder: Any = None
         self._label_vectors: "np.ndarray | None" = None
@@ -140,6 +144,8 @@ class ZeroShotPredictor(Predictor):
     def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
         import numpy as np
 
+        if self.per_example and len(inputs):
+            return self.per_example_proba([self.task.as_example(x) for x in inputs])
         texts = self.texts(inputs)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -149,6 +155,21 @@ class ZeroShotPredictor(Predictor):
             alpha = float(self.settings.get("self_train_weight", 0.5))
             proba = alpha * _logistic_proba(vectors, *self.head) + (1 - alpha) * proba
         return proba.astype(np.float32)
+
+    def per_example_proba(self, examples: Sequence[Any]) -> "np.ndarray":
+        """Each label's hypothesis filled in per example; the task's negative label (relation:
+        ``Other``) takes the probability that none is entailed."""
+        import numpy as np
+
+        names, negative = self.labels.names, getattr(self.task, "negative_label", None)
+        positive = [j for j, name in enumerate(names) if name != negative]
+        hyps = [[self.task.hypothesis(names[j], e, self.descriptions.get(names[j])) for j in positive] for e in examples]
+        scores = self.scorer().relation_probabilities([e["text"] for e in examples], hyps)
+        out = np.zeros((len(examples), len(names)), dtype=np.float32)
+        out[:, positive] = scores[:, :-1]
+        if negative in names:
+            out[:, names.index(negative)] = scores[:, -1]
+        return out / out.sum(axis=1, keepdims=True)
 
     # --- self-training -------------------------------------------------------------------
     def self_train(self, texts: Sequence[str], keep: float = 0.5, seed: int = 42, *,
@@ -235,7 +256,7 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     labels = parse_labels(config.labels)
     # a name without a description takes the task's own, where it has one
     labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
-    backend = config.backend or DEFAULT_BACKEND
+    backend = config.backend or ("nli" if callable(getattr(task, "hypothesis", None)) else DEFAULT_BACKEND)
     options = config.options
     given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model
     nli_model = (given if backend != "embedding" else None) or options.get("nli_model", DEFAULT_NLI)

@@ -209,7 +209,7 @@ def test_predict_logits_returns_input_order():
 # --- batching -------------------------------------------------------------------------------------
 def test_collate_pads_per_feature():
     batch = collate([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [1, 2, 0]},
-                     {"input_ids": [8], "attention_mask": [1], "labels": [3]}], pad_id=9)
+                     {"input_ids": [8], "attention_mask": [1], "labels": [3]}], pad_id=9, multiple=1)
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 9, 9]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[1, 2, 0], [3, -100, -100]]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from taskkit.kernel.adapters import add_adapter
-from taskkit.kernel.batching import collate
+from taskkit.kernel.batching import PAD_MULTIPLE, collate
 from taskkit.kernel.model import SequenceHead, TaskModel
-from taskkit.kernel.train import PAD_MULTIPLE, _pad_to_multiple, changing_tensors
+from taskkit.kernel.train import changing_tensors
 from taskkit.models import load_body
 
 
@@ -24,11 +24,10 @@ def test_best_epoch_snapshot_under_peft_holds_only_the_adapter_head_and_buffers(
     assert sum(t.numel() for name, t in kept.items() if name in trainable) < frozen / 10
 
 
-def test_training_batches_pad_per_token_features_to_a_multiple():
-    batch = collate([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [1, 2, 0], "word_ids": [0, 1, 1]},
+def test_batches_pad_per_token_features_to_a_multiple():
+    padded = collate([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [1, 2, 0], "word_ids": [0, 1, 1]},
                      {"input_ids": [8], "attention_mask": [1], "labels": [3], "word_ids": [0]}], pad_id=9)
     multi = collate([{"input_ids": [1, 2, 3], "labels": [1.0, 0.0, 1.0]}], pad_id=0)
-    padded, multi = _pad_to_multiple(batch, 9), _pad_to_multiple(multi, 0)
     extra = PAD_MULTIPLE - 3
     assert padded["input_ids"].tolist() == [[5, 6, 7] + [9] * extra, [8, 9, 9] + [9] * extra]
     assert padded["attention_mask"][:, 3:].eq(0).all() and padded["labels"][:, 3:].eq(-100).all()

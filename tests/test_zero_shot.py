@@ -254,3 +254,28 @@ def test_shipped_nli_model_entails():
     clf = taskkit.zero_shot({"sports": "sports", "cooking": "cooking and recipes"}, backend="nli")
     assert clf.predict(["Whisk the eggs with sugar, then bake for twenty minutes."]) == ["cooking"]
     assert clf.settings["nli_model"] == "nli-minilm"
+
+
+# --- relation extraction: hypotheses filled in per example -----------------------------------
+REL = {"text": "The fire was caused by a cigarette.", "head": {"start": 4, "end": 8}, "tail": {"start": 25, "end": 34}}
+
+
+def test_zero_shot_relation_fills_entities_and_gives_other_the_rest(tiny_nli):
+    import taskkit
+
+    labels = {"Cause-Effect(e2,e1)": "{tail} causes {head}.", "Cause-Effect(e1,e2)": None, "Other": None}
+    clf = taskkit.zero_shot(labels, task="relation", model=str(tiny_nli), precision="fp32")
+    assert clf.settings["backend"] == "nli"  # the default for per-example hypotheses
+    proba = clf.predict_proba([REL])
+    scorer = clf.scorer()
+    logits = scorer.pair_logits([REL["text"]], [["cigarette causes fire.", "fire causes cigarette."]])[0]
+    some = (1 / (1 + np.exp(-(logits[:, 0] - logits[:, 2])))).max()
+    assert np.isclose(proba[0, 2], 1 - some, atol=1e-5)  # Other: no hypothesis entailed
+    assert np.isclose(proba[0].sum(), 1, atol=1e-5)
+
+
+def test_zero_shot_relation_needs_the_nli_backend(tiny_nli, capsys):
+    import taskkit
+
+    with pytest.raises(TaskkitError, match="zero-shot relation needs the nli backend"):
+        taskkit.zero_shot("a,b", task="relation", backend="embedding", model=str(tiny_nli))

@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from taskkit.kernel.batching import PAD, collate, grouped_batches
+from taskkit.kernel.batching import collate, grouped_batches
 from taskkit.kernel.device import resolve_precision
 
 if TYPE_CHECKING:
     from taskkit.contracts import RunConfig
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-# Training batches are padded to a multiple of this many tokens. On CPU, oneDNN compiles and caches
-# one bf16 matmul kernel per input shape, and a run with one shape per batch length kept hundreds
-# of MB of them (twice as many under LoRA, whose adapters add matmul shapes); with lengths rounded
-# up to 8 there are 8x fewer shapes for a few padding tokens, which the attention mask hides.
-PAD_MULTIPLE = 8
 
 
 @dataclass
@@ -57,17 +52,6 @@ def changing_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """
     named = [*((name, p) for name, p in model.named_parameters() if p.requires_grad), *model.named_buffers()]
     return {name: tensor.detach() for name, tensor in named}
-
-
-def _pad_to_multiple(batch: dict[str, torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
-    """Widen every per-token feature (those as wide as ``input_ids``) to a multiple of PAD_MULTIPLE."""
-    width = batch["input_ids"].shape[1]
-    extra = -width % PAD_MULTIPLE
-    if not extra:
-        return batch
-    return {key: torch.nn.functional.pad(value, (0, extra), value=pad_id if key == "input_ids" else PAD.get(key, 0))
-            if value.dim() == 2 and value.shape[1] == width and not value.is_floating_point() else value
-            for key, value in batch.items()}
 
 
 def _optimizer(model: torch.nn.Module, config: "RunConfig") -> torch.optim.Optimizer:
@@ -129,7 +113,7 @@ def train(
             bar = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), status="")
             started, total_loss = time.perf_counter(), 0.0
             for step, batch_ids in enumerate(batches, start=1):
-                batch = _pad_to_multiple(collate([train_features[i] for i in batch_ids], pad_id), pad_id)
+                batch = collate([train_features[i] for i in batch_ids], pad_id)
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 gold = batch.pop("labels")
                 with accelerator.accumulate(model):

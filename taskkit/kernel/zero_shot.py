@@ -96,13 +96,24 @@ class NLIScorer:
 
     def logits(self, texts: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
         """(texts, hypotheses, classes) logits; the same hypotheses for every text."""
-        a_ids, b_ids = self.token_ids(texts), self.token_ids(hypotheses)
-        features = [self.layout.join(a, b, self.max_length) for a in a_ids for b in b_ids]
-        if not features:
+        if not len(texts) or not len(hypotheses):
             return np.zeros((len(texts), len(hypotheses), 0), dtype=np.float32)
+        return np.stack(self.pair_logits(texts, [hypotheses] * len(texts)))
+
+    def pair_logits(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per text, a (its hypotheses, classes) array: hypotheses may differ from text to text
+        (relation extraction fills the entities in). Each distinct hypothesis is tokenized once."""
+        unique = sorted({h for hs in hypotheses for h in hs})
+        b_of = dict(zip(unique, self.token_ids(unique))) if unique else {}
+        features = [self.layout.join(a, b_of[h], self.max_length)
+                    for a, hs in zip(self.token_ids(texts), hypotheses) for h in hs]
         rows = predict_logits(self.model, features, self.tokenizer.pad_token_id, self.batch_size,
-                              self.precision, self.device, logits_of=self.logits_of)
-        return np.stack(rows).reshape(len(texts), len(hypotheses), -1)
+                              self.precision, self.device, logits_of=self.logits_of) if features else []
+        out, start = [], 0
+        for hs in hypotheses:
+            out.append(np.stack(rows[start : start + len(hs)]) if hs else np.zeros((0, len(self.names)), np.float32))
+            start += len(hs)
+        return out
 
     def probabilities(self, texts: Sequence[str], hypotheses: Sequence[str], multi_label: bool) -> np.ndarray:
         """Single-label: softmax over the labels' entailment logits (as transformers' pipeline).
@@ -112,6 +123,19 @@ class NLIScorer:
             other = logits[..., self.contra] if self.contra is not None else _others(logits, self.entail)
             return _sigmoid(logits[..., self.entail] - other)
         return _softmax(logits[..., self.entail])
+
+
+    def relation_probabilities(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> np.ndarray:
+        """(texts, hypotheses + 1): the last column is "none of them". Each hypothesis is judged
+        on its own (entailment against contradiction); the best one's probability is shared out
+        over the hypotheses by their entailment softmax, the rest goes to "none"."""
+        out = np.zeros((len(texts), len(hypotheses[0]) + 1 if hypotheses else 1), dtype=np.float32)
+        for i, logits in enumerate(self.pair_logits(texts, hypotheses)):
+            other = logits[:, self.contra] if self.contra is not None else _others(logits, self.entail)
+            some = float(_sigmoid(logits[:, self.entail] - other).max())
+            out[i, :-1] = some * _softmax(logits[:, self.entail])
+            out[i, -1] = 1.0 - some
+        return out
 
 
 def _load_nli(ref: str) -> tuple[torch.nn.Module, Any, dict[int, str], Callable[[Any], torch.Tensor]]:
