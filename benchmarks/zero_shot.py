@@ -105,6 +105,8 @@ with the zero-shot probabilities (weight 0.5). 1 torch thread, auto precision (b
 {chr(10).join(lines)}
 
 Scoring time (test + unlabelled texts): {'; '.join(times)}.
+The default backend, both, was chosen on 400-text slices of the three train splits before any test run (mean of
+nli and embedding against each alone); on these test splits it also has the best mean over the three sets.
 """)
 
 
