@@ -41,7 +41,11 @@ OPTIONS: dict[str, tuple[type, Any]] = {
     "descriptions": (dict, {}),  # label -> description, overriding the task's
     "allow_fewer": (bool, False), "threshold": (float, None), "threshold_metric": (str, "macro_f1"),
     "oos_threshold": (float, None),
+    # average with a zero-shot classifier of the same labels: none | nli | embedding | both | auto
+    # (auto: both for single-label tasks of at most 10 labels, where it costs a few NLI pairs a text)
+    "zero_shot": (str, "auto"), "zero_shot_weight": (float, 0.5),
 }
+ZERO_SHOT = ("none", "nli", "embedding", "both", "auto")
 
 
 def options(config: RunConfig) -> dict[str, Any]:
@@ -58,6 +62,8 @@ def options(config: RunConfig) -> dict[str, Any]:
         out[key] = value
     if out["head"] not in HEADS:
         raise TaskkitError(f"few-shot: unknown head {out['head']!r} (choose from {', '.join(HEADS)})")
+    if out["zero_shot"] not in ZERO_SHOT:
+        raise TaskkitError(f"few-shot: unknown zero_shot {out['zero_shot']!r} (choose from {', '.join(ZERO_SHOT)})")
     if out["engine"] not in ("taskkit", "setfit"):
         raise TaskkitError(f"few-shot: unknown engine {out['engine']!r} (taskkit or setfit)")
     return out
@@ -130,20 +136,44 @@ class FewShotMode(Mode):
                 predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts)
             else:
                 predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
+        backend = opts["zero_shot"]
+        if backend == "auto":  # (the setfit engine is the reference: left as the library makes it)
+            small = not labels.multi_label and len(labels) <= 10 and opts["engine"] == "taskkit"
+            backend = "both" if small else "none"
+        if backend != "none":
+            predictor = with_zero_shot(predictor, task, labels, config, opts, backend)
         choose = getattr(task, "choose_threshold", None)
         if choose is not None:
             predictor.threshold = choose(predictor, splits.dev, labels, config)
         predictor.training = {**info, "head": opts["head"], "engine": opts["engine"], "prior": opts["prior"],
+                              "zero_shot": backend,
                               "train_examples": len(splits.train), "threshold": predictor.threshold,
                               "train_seconds": round(time.perf_counter() - started, 2)}
         return predictor
 
     def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
+        from taskkit.ensemble import EnsemblePredictor
         from taskkit.kernel.predictor import TorchPredictor
 
+        if "ensemble" in metadata:
+            return EnsemblePredictor.load(path, task, metadata)
         if metadata.get("settings", {}).get("head") == "torch":
             return TorchPredictor.load(path, task, metadata)
         return embedding_predictor().load(path, task, metadata)
+
+
+def with_zero_shot(trained: Predictor, task: Task, labels: LabelSpace, config: RunConfig, opts: dict[str, Any],
+                   backend: str) -> Predictor:
+    """``trained`` averaged with a zero-shot classifier of the same labels and descriptions."""
+    from taskkit.ensemble import EnsemblePredictor
+    from taskkit.zeroshot import build
+
+    descriptions = {name: opts["descriptions"].get(name) for name in labels.names}
+    zero = build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
+                                      multi_label=labels.multi_label, max_length=max(128, config.max_length),
+                                      options={}))
+    weight = opts["zero_shot_weight"]
+    return EnsemblePredictor([trained, zero], [1.0 - weight, weight], "few-shot", {"threshold": trained.threshold})
 
 
 def embedding_predictor() -> type:

@@ -61,6 +61,23 @@ def test_save_load_same_probabilities(few_shot_run):
     assert loaded.predict(["a lovely film"]) == few_shot_run.predictor.predict(["a lovely film"])
 
 
+def test_few_labels_average_with_a_zero_shot_classifier(few_shot_run, tiny_data: Path, tmp_path: Path):
+    """Few examples never throw away what the label names say: the trained classifier is averaged
+    with a zero-shot one (the default for single-label tasks of at most 10 labels)."""
+    from taskkit import api
+    from taskkit.ensemble import EnsemblePredictor
+
+    ensemble = few_shot_run.predictor
+    assert isinstance(ensemble, EnsemblePredictor) and few_shot_run.metrics["training"]["zero_shot"] == "both"
+    assert (few_shot_run.out / "model" / "members" / "1" / "taskkit.json").is_file()
+    texts = ["a lovely film", "a terrible film"]
+    trained, zero = (m.predict_proba(texts) for m in ensemble.members)
+    assert np.allclose(ensemble.predict_proba(texts), 0.5 * trained + 0.5 * zero, atol=1e-5)
+    plain = api.run("sentiment", "few-shot", tiny_data, tmp_path, shots=4, seed=3, max_length=32, epochs=1,
+                    progress=False, options={"steps": 2, "zero_shot": "none"})
+    assert not isinstance(plain.predictor, EnsemblePredictor) and not (tmp_path / "model" / "members").exists()
+
+
 @pytest.mark.parametrize("head", ["torch"])
 def test_torch_head_saves_and_loads(tiny_data: Path, tmp_path: Path, head: str):
     import taskkit

@@ -279,3 +279,23 @@ def test_zero_shot_relation_needs_the_nli_backend(tiny_nli, capsys):
 
     with pytest.raises(TaskkitError, match="zero-shot relation needs the nli backend"):
         taskkit.zero_shot("a,b", task="relation", backend="embedding", model=str(tiny_nli))
+
+
+def test_bf16_scoring_keeps_fp32_decisions(tiny_nli):
+    """bf16 is fast but moves logits a little; near ties are scored again in fp32."""
+    from taskkit.kernel.zero_shot import NLIScorer
+
+    hyps = [f"This text is about topic number {i}." for i in range(12)]
+    texts = [f"text {i} about something or other" for i in range(30)]
+    fast, exact = NLIScorer(str(tiny_nli), precision="auto"), NLIScorer(str(tiny_nli), precision="fp32")
+    assert (fast.probabilities(texts, hyps, False).argmax(1) == exact.probabilities(texts, hyps, False).argmax(1)).all()
+
+
+def test_token_budget_batches():
+    from taskkit.kernel.batching import sorted_batches
+
+    lengths = [5, 300, 40, 41, 7, 120, 3, 300, 64]
+    batches = sorted_batches(lengths, batch_size=4, max_tokens=256)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256)

@@ -40,10 +40,21 @@ def collate(features: Sequence[dict[str, Any]], pad_id: int, multiple: int = PAD
     return batch
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices in batches of similar length, longest first (inference)."""
+def sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices in batches of similar length, longest first (inference).
+
+    ``max_tokens`` also caps each batch's padded size (rows x longest): long inputs then go in
+    smaller batches, whose activations stay in cache (on CPU, 3k tokens ran fastest for MiniLM).
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if not max_tokens:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, group: int = 50) -> list[list[int]]:

@@ -19,11 +19,13 @@ def predict_logits(
     precision: str = "auto",
     device: torch.device | None = None,
     logits_of: Callable[[Any], torch.Tensor] = lambda out: out,
+    max_tokens: int | None = None,
 ) -> list[np.ndarray]:
     """Logits per example, in input order, as float32 arrays.
 
     Per-token outputs are cut back to each example's own length. ``logits_of`` adapts models
-    that return an output object (transformers' ``...ForSequenceClassification``).
+    that return an output object (transformers' ``...ForSequenceClassification``); ``max_tokens``
+    caps a batch's padded size (see :func:`sorted_batches`).
     """
     precision = resolve_precision(precision)
     device = device or default_device()
@@ -33,7 +35,7 @@ def predict_logits(
         model.eval()
     lengths = [len(f["input_ids"]) for f in features]
     with torch.inference_mode(), autocast(device, precision):
-        for batch_ids in sorted_batches(lengths, batch_size):
+        for batch_ids in sorted_batches(lengths, batch_size, max_tokens):
             batch = collate([{k: features[i][k] for k in keys} for i in batch_ids], pad_id)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             logits = logits_of(model(**batch)).float().cpu().numpy()

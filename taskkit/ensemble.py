@@ -1,0 +1,63 @@
+"""A predictor that averages the probabilities of several predictors of one task and label set.
+
+The few-shot mode uses it to keep what the label names already say: its trained classifier is
+averaged with a zero-shot one, so eight examples per class cannot do worse than no examples.
+Saved as one model folder holding each member's own folder under ``members/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from taskkit.contracts import Predictor, SavedThreshold, Task
+from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class EnsemblePredictor(Predictor):
+    threshold = SavedThreshold()  # type: ignore[assignment]
+
+    def __init__(self, members: Sequence[Predictor], weights: Sequence[float], mode: str,
+                 settings: dict[str, Any] | None = None) -> None:
+        if not members or len(members) != len(weights):
+            raise TaskkitError("an ensemble needs members and one weight each")
+        first = members[0]
+        for member in members[1:]:
+            if set(member.labels.names) != set(first.labels.names) or member.labels.multi_label != first.labels.multi_label:
+                raise TaskkitError("ensemble members must predict the same labels")
+        self.members, self.weights = list(members), [float(w) for w in weights]
+        self.task, self.labels, self.mode = first.task, first.labels, mode
+        self.settings = dict(settings or {})
+
+    def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
+        total = sum(self.weights)
+        out = None
+        for member, weight in zip(self.members, self.weights):
+            proba = member.predict_proba(inputs)
+            order = [member.labels.names.index(n) for n in self.labels.names]  # align the columns
+            part = proba[:, order] * (weight / total)
+            out = part if out is None else out + part
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        from taskkit.artifacts import write_atomically
+
+        def write(folder: Path) -> None:
+            for i, member in enumerate(self.members):
+                member.save(folder / "members" / str(i))
+
+        meta = {"task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
+                "multi_label": self.labels.multi_label, "ensemble": {"weights": self.weights},
+                "settings": self.settings}
+        return write_atomically(path, write, meta)
+
+    @classmethod
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "EnsemblePredictor":
+        from taskkit.artifacts import load
+
+        weights = metadata["ensemble"]["weights"]
+        members = [load(path / "members" / str(i)) for i in range(len(weights))]
+        return cls(members, weights, metadata["mode"], metadata.get("settings"))
