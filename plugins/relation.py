@@ -63,6 +63,7 @@ class RelationTask(ClassificationTask):
     hypothesis_template = "{}"  # label descriptions are whole hypotheses, filled per example
     label_descriptions = semeval_templates()
     negative_label: ClassVar[str] = NEGATIVE
+    abstain_label: ClassVar[str] = NEGATIVE  # zero-shot: Other when no verbalisation clears the threshold
 
     def hypothesis(self, label: str, example: Example, template: str | None = None) -> str | None:
         """The NLI hypothesis of ``label`` for one example (``None`` for the negative label)."""

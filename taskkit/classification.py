@@ -138,7 +138,8 @@ class ClassificationTask(Task):
         names = [labels.names[int(row.argmax())] for row in probabilities]
         if threshold is None:
             return names
-        return [None if float(row.max()) < threshold else n for row, n in zip(probabilities, names)]  # abstain
+        abstain = getattr(self, "abstain_label", None)  # below the threshold: no label (relation: Other)
+        return [abstain if float(row.max()) < threshold else n for row, n in zip(probabilities, names)]
 
     # --- decision threshold --------------------------------------------------------------
     def fixed_threshold(self, config: RunConfig) -> float | None:

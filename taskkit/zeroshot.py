@@ -256,6 +256,9 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     labels = parse_labels(config.labels)
     # a name without a description takes the task's own, where it has one
     labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
+    negative = getattr(task, "negative_label", None)
+    if callable(getattr(task, "hypothesis", None)) and negative and negative not in labels:
+        labels[negative] = None  # relation: Other takes "no verbalisation entailed", given or not
     backend = config.backend or ("nli" if callable(getattr(task, "hypothesis", None)) else DEFAULT_BACKEND)
     options = config.options
     given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model

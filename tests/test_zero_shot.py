@@ -299,3 +299,10 @@ def test_token_budget_batches():
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256)
+
+
+def test_zero_shot_relation_threshold_falls_back_to_other(tiny_nli):
+    import taskkit
+
+    clf = taskkit.zero_shot({"Cause-Effect(e2,e1)": None}, task="relation", model=str(tiny_nli), threshold=0.99)
+    assert clf.predict([REL]) == ["Other"]
