@@ -33,7 +33,9 @@ class ZeroShotMode(Mode):
 
     def supports(self, task: Task) -> bool:
         # sequence tasks, and tasks that fill label hypotheses per example (relation extraction)
-        return task.level == "sequence" or callable(getattr(task, "hypothesis", None))
+        from taskkit.zeroshot import fills_hypotheses
+
+        return task.level == "sequence" or fills_hypotheses(task)
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
         from taskkit.zeroshot import build

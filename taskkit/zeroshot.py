@@ -27,6 +27,11 @@ SELF_TRAIN_FILE = "self_train.safetensors"
 TEMPERATURE = 0.05  # cosine -> softmax for the embedding backend: cosines of a good match differ by ~0.1
 
 
+def fills_hypotheses(task: Task) -> bool:
+    """Whether ``task`` fills its label hypotheses per example (relation: the two entities)."""
+    return callable(getattr(task, "hypothesis", None))
+
+
 def parse_labels(spec: Any) -> dict[str, str | None]:
     """Labels from ``a,b,c``, a JSON/YAML file (label -> description, or a list), a dict or a list."""
     if isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() in (".json", ".yaml", ".yml")):
@@ -90,7 +95,7 @@ class ZeroShotPredictor(Predictor):
         self.labels = LabelSpace(tuple(labels), multi)
         self.hypotheses = hypotheses(labels, self.settings["template"])
         # tasks whose hypotheses depend on the example (relation: the entities fill them in)
-        self.per_example = callable(getattr(task, "hypothesis", None))
+        self.per_example = fills_hypotheses(task)
         if self.per_example and (self.settings["backend"] != "nli" or multi):
             raise TaskkitError(f"zero-shot {task.name} needs the nli backend and single-label mode")
         self._scorer: Any = None
@@ -124,7 +129,7 @@ class ZeroShotPredictor(Predictor):
         return [self.task.as_example(x)["text"] for x in inputs]
 
     def zero_shot_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
-        import numpy as np
+        from taskkit.kernel.zero_shot import sigmoid, softmax
 
         backend = self.settings["backend"]
         nli = self.scorer().probabilities(texts, self.hypotheses, self.labels.multi_label) if backend != "embedding" else None
@@ -135,10 +140,9 @@ class ZeroShotPredictor(Predictor):
         vectors = self.encoder().encode(texts) if vectors is None else vectors
         cos = vectors @ self._label_vectors.T
         if self.labels.multi_label:
-            embedding = 1.0 / (1.0 + np.exp(-(cos - self.settings.get("cosine_center", 0.3)) / TEMPERATURE))
+            embedding = sigmoid((cos - self.settings.get("cosine_center", 0.3)) / TEMPERATURE)
         else:
-            z = np.exp((cos - cos.max(axis=1, keepdims=True)) / TEMPERATURE)
-            embedding = z / z.sum(axis=1, keepdims=True)
+            embedding = softmax(cos / TEMPERATURE)
         return embedding if nli is None else (nli + embedding) / 2
 
     def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
@@ -240,11 +244,9 @@ class ZeroShotPredictor(Predictor):
 
 
 def _logistic_proba(x: "np.ndarray", coef: "np.ndarray", intercept: "np.ndarray") -> "np.ndarray":
-    import numpy as np
+    from taskkit.kernel.zero_shot import softmax
 
-    z = x @ coef.T + intercept
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(x @ coef.T + intercept)
 
 
 def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
@@ -257,9 +259,9 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     # a name without a description takes the task's own, where it has one
     labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
     negative = getattr(task, "negative_label", None)
-    if callable(getattr(task, "hypothesis", None)) and negative and negative not in labels:
+    if fills_hypotheses(task) and negative and negative not in labels:
         labels[negative] = None  # relation: Other takes "no verbalisation entailed", given or not
-    backend = config.backend or ("nli" if callable(getattr(task, "hypothesis", None)) else DEFAULT_BACKEND)
+    backend = config.backend or ("nli" if fills_hypotheses(task) else DEFAULT_BACKEND)
     options = config.options
     given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model
     nli_model = (given if backend != "embedding" else None) or options.get("nli_model", DEFAULT_NLI)

@@ -136,8 +136,8 @@ class NLIScorer:
             self.settle_ties(texts, hypotheses, logits)
         if multi_label:
             other = logits[..., self.contra] if self.contra is not None else _others(logits, self.entail)
-            return _sigmoid(logits[..., self.entail] - other)
-        return _softmax(logits[..., self.entail])
+            return sigmoid(logits[..., self.entail] - other)
+        return softmax(logits[..., self.entail])
 
 
     def relation_probabilities(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> np.ndarray:
@@ -147,8 +147,8 @@ class NLIScorer:
         out = np.zeros((len(texts), len(hypotheses[0]) + 1 if hypotheses else 1), dtype=np.float32)
         for i, logits in enumerate(self.pair_logits(texts, hypotheses)):
             other = logits[:, self.contra] if self.contra is not None else _others(logits, self.entail)
-            some = float(_sigmoid(logits[:, self.entail] - other).max())
-            out[i, :-1] = some * _softmax(logits[:, self.entail])
+            some = float(sigmoid(logits[:, self.entail] - other).max())
+            out[i, :-1] = some * softmax(logits[:, self.entail])
             out[i, -1] = 1.0 - some
         return out
 
@@ -239,12 +239,13 @@ def _pooling_mode(st: Any) -> str:
     return "mean"
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Over the last axis, numerically stable."""
     z = np.exp(x - x.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
