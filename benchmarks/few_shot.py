@@ -36,7 +36,15 @@ def zero_shot(body, tokenizer, labels, test, max_length: int) -> list[str]:
     return [labels.names[i] for i in (x @ p.T).argmax(1)]
 
 
-def run_setfit(train, test, labels, model_dir: str, seed: int, max_length: int) -> tuple[list[str], float]:
+def default_setfit_steps(train, labels) -> int:
+    """Steps setfit's Trainer takes at its defaults (every pair, oversampled; batch 16, one epoch)."""
+    from setfit.sampler import ContrastiveDataset
+
+    pairs = ContrastiveDataset([e["text"] for e in train], [labels.index(e["label"]) for e in train], multilabel=False)
+    return -(-len(pairs) // 16)
+
+
+def run_setfit(train, test, labels, model_dir: str, seed: int, iterations: int | None) -> tuple[list[str], float]:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -44,7 +52,10 @@ def run_setfit(train, test, labels, model_dir: str, seed: int, max_length: int) 
     model = SetFitModel.from_pretrained(model_dir)
     data = Dataset.from_dict({"text": [e["text"] for e in train], "label": [labels.index(e["label"]) for e in train]})
     with tempfile.TemporaryDirectory(prefix="setfit-bench-") as scratch:
-        args = TrainingArguments(output_dir=scratch, seed=seed, show_progress_bar=False, report_to="none")
+        # num_iterations=None is setfit's default: every pair. With many classes that is quadratic in the
+        # examples (77 x 8 -> 23,408 steps), hours a seed here, so --setfit-iterations caps it (setfit's R).
+        args = TrainingArguments(output_dir=scratch, seed=seed, show_progress_bar=False, report_to="none",
+                                 num_iterations=iterations)
         Trainer(model=model, args=args, train_dataset=data).train()
     seconds = time.perf_counter() - started
     predicted = model.predict([e["text"] for e in test], batch_size=128, as_numpy=True)
@@ -78,6 +89,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--test-size", type=int, default=0, help="score a fixed seeded subset of test (0: all)")
     parser.add_argument("--no-setfit", action="store_true")
+    parser.add_argument("--setfit-iterations", type=int, default=None,
+                        help="setfit's num_iterations (default: setfit's own, every pair)")
     parser.add_argument("--option", action="append", default=[], help="few-shot KEY=VALUE")
     parser.add_argument("--section", default=None)
     parser.add_argument("--no-write", action="store_true", help="print only (exploration)")
@@ -108,7 +121,7 @@ def main() -> None:
         times["taskkit"].append(seconds)
         line = f"seed {seed}: taskkit {results['taskkit'][-1]} in {seconds:.1f} s"
         if not args.no_setfit:
-            predicted, seconds = run_setfit(splits.train, splits.test, labels, model_dir, seed, config.max_length)
+            predicted, seconds = run_setfit(splits.train, splits.test, labels, model_dir, seed, args.setfit_iterations)
             results["setfit"].append(scores(task, labels, splits.test, predicted))
             times["setfit"].append(seconds)
             line += f"; setfit {results['setfit'][-1]} in {seconds:.1f} s"
@@ -124,11 +137,16 @@ def main() -> None:
         cells = [summary([r[m] for r in results[system]]) for m in metric_names]
         wall = _seconds(times.get(system, []))
         table.append(f"| {system} | " + " | ".join(cells) + f" | {wall} |")
+    setfit_note = "Trainer at its defaults"
+    if args.setfit_iterations:
+        setfit_note = (f"Trainer at its defaults except num_iterations={args.setfit_iterations} "
+                       f"({args.setfit_iterations * 2 * len(splits.train) // 16} steps; at its default, every pair, "
+                       f"it would take {default_setfit_steps(splits.train, labels):,} steps a seed)")
     test_note = (f"a fixed seeded subset of {len(splits.test)} test examples" if args.test_size
                  else f"all {len(splits.test)} test examples")
     body = (f"{args.data}, {args.shots} per class, seeds {args.seeds}, packaged MiniLM, evaluated on {test_note}. "
             f"Mean ± population std over seeds (in %; wall time in seconds, model loading included for both). "
-            f"taskkit options: {options or 'defaults'}; setfit: Trainer at its defaults. Zero-shot: cosine to the "
+            f"taskkit options: {options or 'defaults'}; setfit: {setfit_note}. Zero-shot: cosine to the "
             f"label names, same model, untrained.\n\n" + "\n".join(table) +
             "\n\nPer seed (accuracy %, train wall time):\n\n| seed | train examples | taskkit | setfit |\n|---|---|---|---|\n"
             + "\n".join(rows) + f"\n\nLast taskkit run: {_brief(training)}")

@@ -32,8 +32,10 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=8000)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--shots", type=int, default=16)
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only (a dry run)")
     args = parser.parse_args()
 
     from taskkit import api
@@ -46,7 +48,7 @@ def main() -> None:
             rows = read_jsonl(source / f"{split}.jsonl.gz")
             rows = subset(rows, args.train_size) if split == "train" else rows
             (folder / f"{split}.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
-        runs = [] if args.skip_full else [("full", dict(epochs=args.epochs, lr=1e-4, batch_size=32))]
+        runs = [] if args.skip_full else [("full", dict(epochs=args.epochs, lr=args.lr, batch_size=32))]
         runs.append(("few-shot", dict(shots=args.shots, options={"allow_fewer": True})))
         for mode, settings in runs:
             started = time.perf_counter()
@@ -59,11 +61,13 @@ def main() -> None:
             print(lines[-1], flush=True)
     body = (f"GoEmotions (28 labels, multi-label), packaged MiniLM, max_length {args.max_length}; full mode on "
             f"{'all' if not args.train_size else f'a fixed seeded subset of {args.train_size}'} training texts, "
-            f"{args.epochs} epochs; few-shot {args.shots} per label (allow_fewer). Threshold tuned on the full dev "
+            f"{args.epochs} epochs at lr {args.lr}; few-shot {args.shots} per label (allow_fewer). Threshold tuned on the full dev "
             "split (full) or the sampled dev (few-shot) for macro-F1. Target: full-mode test macro-F1 >= 0.40 "
             "within 30 minutes.\n\n| mode | train examples | test macro-F1 | test micro-F1 | threshold | "
             "wall minutes (train + eval) |\n|---|---|---|---|---|---|\n" + "\n".join(lines))
-    write_section("few-shot goemotions multi-label", body)
+    print(body)
+    if not args.no_write:
+        write_section("few-shot goemotions multi-label", body)
 
 
 if __name__ == "__main__":

@@ -148,14 +148,15 @@ class ClassificationTask(Task):
         return None if value is None else float(value)
 
     def choose_threshold(self, predictor: Any, dev: Sequence[Example], labels: LabelSpace,
-                         config: RunConfig) -> float | None:
+                         config: RunConfig, probabilities: "np.ndarray | None" = None) -> float | None:
         """The threshold a trained model keeps: multi-label, tuned on dev for ``threshold_metric``
         (default macro-F1, which a single cut tuned for micro-F1 would trade away on rare labels)."""
         fixed = self.fixed_threshold(config)
         if fixed is not None or not labels.multi_label or not dev:
             return fixed
         metric = str(config.options.get("threshold_metric", "macro_f1"))
-        probabilities = predictor.predict_proba(dev)
+        if probabilities is None:
+            probabilities = predictor.predict_proba(dev)
         gold = self.gold(dev, labels)
         best, best_score = 0.5, -1.0
         for cut in [round(0.05 * i, 2) for i in range(1, 20)]:

@@ -11,11 +11,14 @@ if TYPE_CHECKING:
 
 
 def evaluate(
-    predictor: "Predictor", examples: Sequence["Example"], threshold: float | None = None
+    predictor: "Predictor", examples: Sequence["Example"], threshold: float | None = None,
+    probabilities: "np.ndarray | None" = None,
 ) -> tuple[dict[str, Any], list[Any], "np.ndarray"]:
-    """(metrics, predictions, probabilities) of ``predictor`` on gold-labelled ``examples``."""
+    """(metrics, predictions, probabilities) of ``predictor`` on gold-labelled ``examples``
+    (``probabilities``: already computed for them, to score without running the model again)."""
     task, labels = predictor.task, predictor.labels
-    probabilities = predictor.predict_proba(examples)
+    if probabilities is None:
+        probabilities = predictor.predict_proba(examples)
     predicted = task.decode(probabilities, labels, threshold if threshold is not None else predictor.threshold)
     scores = task.metrics(task.gold(examples, labels), predicted, labels)
     scores["examples"] = len(examples)

@@ -227,3 +227,42 @@ def test_sorted_and_grouped_batches_cover_every_index_once():
     assert sorted(i for b in grouped for i in b) == list(range(203))
     assert grouped == grouped_batches(lengths, 8, random.Random(1), group=5)
     assert grouped != grouped_batches(lengths, 8, random.Random(2), group=5)
+
+
+def test_full_mode_multi_label_tunes_the_threshold_on_dev_and_keeps_it(tiny_model, tmp_path):
+    """Each label's sigmoid starts far below 0.5 on rare labels: a fixed 0.5 cut predicts nothing."""
+    import taskkit
+    from conftest import write_jsonl
+    from taskkit import api
+
+    rows = [{"text": f"{w} story number {i}", "labels": labels}
+            for i in range(12) for w, labels in (("happy", ["joy"]), ("angry", ["anger"]),
+                                                 ("shocking happy", ["joy", "surprise"]))]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "dev.jsonl", rows[::3])
+    write_jsonl(tmp_path / "test.jsonl", rows[1::3])
+    result = api.run("sentiment", "full", tmp_path, tmp_path / "out", model=str(tiny_model), epochs=2, lr=1e-3,
+                     max_length=32, seed=0, progress=False)
+    threshold = result.predictor.threshold
+    assert threshold is not None and 0 < threshold < 1
+    assert result.metrics["training"]["threshold"] == threshold
+    loaded = taskkit.load(tmp_path / "out")
+    assert loaded.threshold == threshold
+    assert all(isinstance(p, list) for p in loaded.predict(["happy story"]))
+
+
+def test_full_mode_intent_keeps_the_oos_threshold(tiny_model, tmp_path):
+    import taskkit
+    from conftest import write_jsonl
+    from taskkit import api
+
+    train = [{"text": f"{t} {i}", "label": label} for i in range(6)
+             for t, label in (("what is my balance", "balance"), ("send money to mom", "transfer"))]
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "check my balance", "label": "balance"},
+                                          {"text": "weather in paris", "label": "oos"}])
+    result = api.run("intent", "full", tmp_path, tmp_path / "out", model=str(tiny_model), epochs=1, lr=1e-3,
+                     max_length=32, seed=0, progress=False, dev_fraction=0,
+                     options={"oos_threshold": 0.999})  # above any two-class probability: all oos
+    assert result.metrics["oos_recall"] == 1.0 and result.metrics["in_scope_accuracy"] == 0.0
+    assert taskkit.load(tmp_path / "out").predict(["check my balance"]) == ["oos"]

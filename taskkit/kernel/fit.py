@@ -55,17 +55,24 @@ def fit_task_model(
     features = task.encode(splits.train, tokenizer, labels, config.max_length, truncate=config.truncate)
     metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
 
+    choose = getattr(task, "choose_threshold", None)  # multi-label cut tuned on dev; intent's oos cut
+
     def on_dev(_: Any) -> dict[str, Any]:
-        return evaluate(predictor, splits.dev)[0]
+        probabilities = predictor.predict_proba(splits.dev)
+        if choose is not None:  # each epoch judged at its own best cut: at 0.5 early epochs predict nothing
+            predictor.threshold = choose(predictor, splits.dev, labels, config, probabilities)
+        return evaluate(predictor, splits.dev, probabilities=probabilities)[0]
 
     result = train(model, features, task.loss(labels), config, tokenizer.pad_token_id,
                    evaluate=on_dev if splits.dev else None, metric=metric)
+    if choose is not None:  # again on the restored best epoch's weights
+        predictor.threshold = choose(predictor, splits.dev, labels, config)
     trainable, total = trainable_parameters(model)
     predictor.training = {
         "epochs_run": len(result.history), "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2), "train_examples": len(splits.train),
         "train_features": len(features), "examples_per_second": round(result.examples_per_second, 2),
         "watched_metric": metric, "trainable_parameters": trainable, "total_parameters": total,
-        "trainable_share": round(trainable / total, 6), "history": result.history,
+        "trainable_share": round(trainable / total, 6), "history": result.history, "threshold": predictor.threshold,
     }
     return predictor, result
