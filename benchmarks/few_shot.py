@@ -165,7 +165,8 @@ def _seconds(values: list[float]) -> str:
 def _brief(training: dict) -> str:
     c = training.get("contrastive", {})
     return (f"head {training.get('head')}, contrastive steps {c.get('steps_run')}/{c.get('steps')} "
-            f"(best {c.get('best_step')}, {c.get('seconds')} s), prior {training.get('prior')}")
+            f"(best {c.get('best_step')}, {c.get('seconds')} s), prior {training.get('prior')}, "
+            f"zero-shot share in the head {training.get('prior_mix')} (cross-validated)")
 
 
 if __name__ == "__main__":

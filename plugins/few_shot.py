@@ -36,7 +36,8 @@ OPTIONS: dict[str, tuple[type, Any]] = {
     "steps": (int, 0),  # contrastive steps; 0: chosen from the data size
     "contrastive_lr": (float, 2e-5),  # SetFit's body learning rate
     "prior": (bool, True),  # label descriptions as anchors and as the head's starting point
-    "prior_weight": (float, 1.0),  # how strongly the head is held near the zero-shot classifier
+    # how strongly the head is held near the zero-shot classifier; none: chosen by cross-validation
+    "prior_weight": (float, None),
     "eval_every": (int, 10),
     "descriptions": (dict, {}),  # label -> description, overriding the task's
     "allow_fewer": (bool, False), "threshold": (float, None), "threshold_metric": (str, "macro_f1"),
@@ -120,6 +121,7 @@ class FewShotMode(Mode):
             if prompts:
                 targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)])
             steps = opts["steps"] or default_steps(len(texts), len(labels), config.batch_size)
+            opts["mix"] = prior_mix(task, splits, config, labels, body, tokenizer, prompts, opts)
             dev = ([e["text"] for e in splits.dev] + prompts,
                    np.concatenate([multi_hot(splits.dev, labels), targets[len(splits.train):]])) if splits.dev else None
             phase1 = contrastive_train(
@@ -127,7 +129,8 @@ class FewShotMode(Mode):
                 lr=opts["contrastive_lr"], max_length=config.max_length, precision=config.precision, seed=config.seed,
                 weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, dev=dev,
                 eval_every=opts["eval_every"], patience=config.patience)
-            info = {"contrastive": {"steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
+            info = {"prior_mix": opts["mix"], "contrastive": {
+                "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
                                     "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
                                     "history": phase1.history}}
             prior = embed(body, tokenizer, label_prompts(task, labels, opts["descriptions"]), config.max_length,
@@ -189,6 +192,24 @@ def embedding_predictor() -> type:
     return EmbeddingPredictor
 
 
+def prior_mix(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
+              prompts: list[str], opts: dict[str, Any]) -> float | None:
+    """The zero-shot classifier's share in a single-label logistic head: the user's ``prior_weight``
+    w as w / (1 + w), else cross-validated on the still untrained body's embeddings."""
+    if not prompts or labels.multi_label:
+        return None
+    if opts["prior_weight"] is not None:
+        return opts["prior_weight"] / (1.0 + opts["prior_weight"])
+    if opts["head"] != "logistic":
+        return None
+    from taskkit.kernel.contrastive import embed
+    from taskkit.kernel.prior import choose_mix
+
+    x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
+    prior = embed(body, tokenizer, prompts, config.max_length, config.precision)
+    return choose_mix(x, multi_hot(splits.train, labels).argmax(1), prior, config.seed)
+
+
 def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
     return {"base_model": config.model, "max_length": config.max_length, "eval_batch_size": config.eval_batch_size,
             "precision": config.precision, "dropout": config.dropout, "head": head}
@@ -208,13 +229,14 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
 
     from taskkit.kernel.contrastive import EmbeddingHead, embed
     from taskkit.kernel.model import TaskModel
+    from taskkit.kernel.prior import blend, fit_logistic
 
     x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
     y = multi_hot(splits.train, labels)
     weights = np.ones(len(x))
     if prior is not None:
         x, y = np.concatenate([x, prior]), np.concatenate([y, np.eye(len(labels), dtype=np.float32)])
-        weights = np.concatenate([weights, np.full(len(prior), opts["prior_weight"])])
+        weights = np.concatenate([weights, np.full(len(prior), _prior_weight(opts))])
     coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
     bias = np.zeros(len(labels), dtype=np.float32)
     if labels.multi_label:  # one binary regression per label (SetFit's one-vs-rest)
@@ -222,19 +244,9 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
             clf = LogisticRegression(max_iter=1000, random_state=config.seed).fit(x, y[:, j], sample_weight=weights)
             coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
     else:
-        clf = LogisticRegression(max_iter=1000, random_state=config.seed).fit(x, y.argmax(1), sample_weight=weights)
-        if len(labels) == 2:  # binary: sigmoid(z) == softmax([0, z])
-            coef[1], bias[1] = clf.coef_[0], clf.intercept_[0]
-        else:
-            coef, bias = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
-    if prior is not None and not labels.multi_label:
-        # the zero-shot classifier as logits: cosine to each description, scaled like the regression's
-        spread = float(np.std(x[: len(splits.train)] @ coef.T)) or 1.0
-        zero = prior / np.linalg.norm(prior, axis=1, keepdims=True)
-        zero_spread = float(np.std(x[: len(splits.train)] @ zero.T)) or 1.0
-        mix = opts["prior_weight"] / (1.0 + opts["prior_weight"])
-        coef = (1 - mix) * coef + mix * zero * (spread / zero_spread)
-        bias = (1 - mix) * bias
+        coef, bias = fit_logistic(x, y.argmax(1), len(labels), config.seed, weights)
+    if prior is not None and opts.get("mix") is not None:  # the zero-shot classifier's share, in logit space
+        coef, bias = blend(coef, bias, x[: len(splits.train)], prior, opts["mix"])
     head = EmbeddingHead(body.config.hidden_size, len(labels))
     with torch.no_grad():
         head.out.weight.copy_(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32)))
@@ -271,7 +283,7 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
             out.weight.copy_(start)
             out.bias.zero_()
     base = task.loss(labels)
-    reg = opts["prior_weight"]
+    reg = _prior_weight(opts)
 
     def loss(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         value = base(logits, gold)
@@ -288,6 +300,10 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
     return predictor, {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                        "stopped_early": result.stopped_early, "seconds": round(result.train_seconds, 2),
                        "history": result.history}
+
+
+def _prior_weight(opts: dict[str, Any]) -> float:
+    return 1.0 if opts["prior_weight"] is None else opts["prior_weight"]
 
 
 def _raw_norm(body: Any, tokenizer: Any, texts: list[str], max_length: int) -> float:

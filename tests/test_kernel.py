@@ -57,7 +57,7 @@ def scripted_dev(monkeypatch):
     """Replace dev evaluation during training with scripted scores; snapshot the weights each epoch."""
     state = {"scores": [], "snapshots": []}
 
-    def fake_evaluate(predictor, examples, threshold=None):
+    def fake_evaluate(predictor, examples, threshold=None, probabilities=None):
         state["snapshots"].append({k: v.detach().clone() for k, v in predictor.model.state_dict().items()})
         score = state["scores"][len(state["snapshots"]) - 1]
         return {"accuracy": score, "examples": len(examples)}, [], None
@@ -266,3 +266,15 @@ def test_full_mode_intent_keeps_the_oos_threshold(tiny_model, tmp_path):
                      options={"oos_threshold": 0.999})  # above any two-class probability: all oos
     assert result.metrics["oos_recall"] == 1.0 and result.metrics["in_scope_accuracy"] == 0.0
     assert taskkit.load(tmp_path / "out").predict(["check my balance"]) == ["oos"]
+
+
+def test_multi_label_head_starts_at_each_labels_training_frequency():
+    from taskkit.kernel.model import SequenceHead, start_at_label_priors
+
+    head = SequenceHead(8, 3)
+    features = [{"labels": [1.0, 0.0, 0.0]}] * 3 + [{"labels": [1.0, 1.0, 0.0]}]
+    start_at_label_priors(head, features)
+    rates = torch.sigmoid(head.out.bias).tolist()
+    assert rates[0] == pytest.approx(0.8, abs=1e-6)  # 4/4, held off 1 so that the logit is finite
+    assert rates[1] == pytest.approx(0.25, abs=1e-6)
+    assert rates[2] == pytest.approx(0.2, abs=1e-6)  # never seen: 1/(n+1), not -inf

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from taskkit.evaluation import evaluate
-from taskkit.kernel.model import TaskModel, trainable_parameters
+from taskkit.kernel.model import TaskModel, start_at_label_priors, trainable_parameters
 from taskkit.kernel.predictor import TorchPredictor
 from taskkit.kernel.train import TrainResult, seed_everything, train
 from taskkit.models import load_body, load_tokenizer, resolve
@@ -53,6 +53,8 @@ def fit_task_model(
     prepare(model)
     predictor = TorchPredictor(model, tokenizer, task, labels, mode, settings)
     features = task.encode(splits.train, tokenizer, labels, config.max_length, truncate=config.truncate)
+    if labels.multi_label and not config.init_from:
+        start_at_label_priors(model.head, features)
     metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
 
     choose = getattr(task, "choose_threshold", None)  # multi-label cut tuned on dev; intent's oos cut

@@ -51,6 +51,19 @@ class SequenceHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
+def start_at_label_priors(head: nn.Module, features: list[dict[str, Any]]) -> None:
+    """Multi-label: start each label's sigmoid at its training frequency instead of 0.5 (the prior
+    initialisation of Lin et al., 2017), so that training does not first spend its steps pulling
+    every rare label down, and early epochs already rank the rare ones."""
+    out = getattr(head, "out", None)
+    if not isinstance(out, nn.Linear) or out.bias is None or not features:
+        return
+    rates = torch.tensor([f["labels"] for f in features], dtype=torch.float32).mean(0)
+    rates = rates.clamp(1.0 / (len(features) + 1), 1.0 - 1.0 / (len(features) + 1))
+    with torch.no_grad():
+        out.bias.copy_(torch.log(rates / (1.0 - rates)))
+
+
 def transformer_layers(body: nn.Module) -> nn.ModuleList:
     """The encoder's transformer blocks, found by shape rather than by one model's names."""
     n = getattr(getattr(body, "config", None), "num_hidden_layers", None)
