@@ -41,8 +41,12 @@ def write_section(name: str, body: str) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (f"<!-- {name} -->\n## {name}\n\nCommand: `{command_line()}`  \nRun: {stamp} on {machine()}\n\n"
              f"{body.strip()}\n<!-- /{name} -->\n")
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\nEvery figure here was written by the script named in its command line.\n\n"
-    pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->\n", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text, encoding="utf-8")
+    import fcntl
+
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:  # benchmarks running side by side
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\nEvery figure here was written by the script named in its command line.\n\n"
+        pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->\n", re.S)
+        text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+        RESULTS.write_text(text, encoding="utf-8")
     print(block)
