@@ -131,8 +131,8 @@ class FewShotMode(Mode):
                 eval_every=opts["eval_every"], patience=config.patience)
             info = {"prior_mix": opts["mix"], "contrastive": {
                 "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
-                                    "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
-                                    "history": phase1.history}}
+                "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
+                "history": phase1.history}}
             prior = embed(body, tokenizer, label_prompts(task, labels, opts["descriptions"]), config.max_length,
                           config.precision) if opts["prior"] else None
             if opts["head"] == "logistic":
