@@ -121,7 +121,7 @@ class FewShotMode(Mode):
             if prompts:
                 targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)])
             steps = opts["steps"] or default_steps(len(texts), len(labels), config.batch_size)
-            opts["mix"] = prior_mix(task, splits, config, labels, body, tokenizer, prompts, opts)
+            mix = prior_mix(task, splits, config, labels, body, tokenizer, prompts, opts)
             dev = ([e["text"] for e in splits.dev] + prompts,
                    np.concatenate([multi_hot(splits.dev, labels), targets[len(splits.train):]])) if splits.dev else None
             phase1 = contrastive_train(
@@ -129,14 +129,13 @@ class FewShotMode(Mode):
                 lr=opts["contrastive_lr"], max_length=config.max_length, precision=config.precision, seed=config.seed,
                 weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, dev=dev,
                 eval_every=opts["eval_every"], patience=config.patience)
-            info = {"prior_mix": opts["mix"], "contrastive": {
+            info = {"prior_mix": mix, "contrastive": {
                 "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
                 "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
                 "history": phase1.history}}
-            prior = embed(body, tokenizer, label_prompts(task, labels, opts["descriptions"]), config.max_length,
-                          config.precision) if opts["prior"] else None
+            prior = embed(body, tokenizer, prompts, config.max_length, config.precision) if prompts else None
             if opts["head"] == "logistic":
-                predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts)
+                predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts, mix)
             else:
                 predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
         backend = opts["zero_shot"]
@@ -216,7 +215,7 @@ def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
 
 
 def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-                  prior: "np.ndarray | None", opts: dict[str, Any]) -> Predictor:
+                  prior: "np.ndarray | None", opts: dict[str, Any], mix: float | None = None) -> Predictor:
     """SetFit's default head: logistic regression on normalised embeddings (one per label if multi-label).
 
     With the prior, each label's description embedding joins the training data as an example of its
@@ -245,8 +244,8 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
             coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
     else:
         coef, bias = fit_logistic(x, y.argmax(1), len(labels), config.seed, weights)
-    if prior is not None and opts.get("mix") is not None:  # the zero-shot classifier's share, in logit space
-        coef, bias = blend(coef, bias, x[: len(splits.train)], prior, opts["mix"])
+    if prior is not None and mix is not None:  # the zero-shot classifier's share, in logit space
+        coef, bias = blend(coef, bias, x[: len(splits.train)], prior, mix)
     head = EmbeddingHead(body.config.hidden_size, len(labels))
     with torch.no_grad():
         head.out.weight.copy_(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32)))

@@ -240,13 +240,16 @@ def _pooling_mode(st: Any) -> str:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Over the last axis, numerically stable."""
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    """Over the last axis (scipy's, numerically stable)."""
+    from scipy.special import softmax as scipy_softmax
+
+    return scipy_softmax(x, axis=-1)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    from scipy.special import expit
+
+    return expit(x)
 
 
 def _others(logits: np.ndarray, entail: int) -> np.ndarray:
