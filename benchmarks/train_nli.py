@@ -103,13 +103,12 @@ def train(data: Path, work: Path, args: argparse.Namespace) -> dict:
                          batch_size=args.batch_size, max_length=128, freeze="embeddings", dev_fraction=0.02,
                          warmup_ratio=0.06, patience=1, progress=True)
     seconds = time.perf_counter() - started
-    size = export_delta(work / "run" / "model", args.ship, base="minilm")
     m, t = result.metrics, result.predictor.training
     info = {"recipe": json.loads((data / "recipe.json").read_text(encoding="utf-8")),
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "minutes": round(seconds / 60, 1),
             "device": str(default_device()), "precision": resolve_precision("auto"), "machine": machine(),
-            "command": command_line(), "training": t, "accuracy_at_training": m.get("accuracy"), "bytes": size}
-    (args.ship / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+            "command": command_line(), "training": t, "accuracy_at_training": m.get("accuracy")}
+    info["bytes"] = export_delta(work / "run" / "model", args.ship, base="minilm", training=info)
     print(json.dumps({k: v for k, v in info.items() if k != "training"}))
     return info
 

@@ -15,6 +15,7 @@ from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
 class FullMode(Mode):
     name = "full"
     description = "fine-tune all parameters (or all but frozen layers) with the task's head"
+    resumable = True  # --checkpoint-every / --resume: trains on the kernel's loop
 
     def supports(self, task: Task) -> bool:
         return task.level in ("sequence", "token", "pair")

@@ -15,6 +15,7 @@ import taskkit
 from taskkit.contracts import Example, Features, LabelSpace, Level, RunConfig, Task
 from taskkit.data import conll
 from taskkit.data.readers import file_format, read_records
+from taskkit.data.values import check_text, has_text, require_text
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class NERTask(Task):
         for tokens, tags, wheres in sentences:
             iob2 = conll.to_iob2(tags, scheme, wheres)
             text, offsets = conll.join_words(tokens)
+            if not has_text(text):
+                raise TaskkitError(f"{wheres[0]}: sentence of invisible tokens (whitespace, zero-width or control characters)")
             examples.append({"text": text, "tokens": tokens, "tags": iob2, "_offsets": offsets, "_where": wheres[0]})
         return examples
 
@@ -76,13 +79,16 @@ class NERTask(Task):
                 raise TaskkitError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
             use = conll.detect_scheme([tags]) if scheme == "auto" else scheme
             text, offsets = conll.join_words(tokens)
+            if not has_text(text):
+                raise TaskkitError(f"{where}: empty sentence (only invisible tokens)")
             return {"text": text, "tokens": list(tokens), "tags": conll.to_iob2(tags, use, [where] * len(tags)),
                     "_offsets": offsets, "_where": where}
         text = row.get("text")
         if not isinstance(text, str):
             raise TaskkitError(f"{where}: expected 'tokens' and 'tags', or 'text' and 'entities'")
-        if not text.strip():
-            raise TaskkitError(f"{where}: empty sentence (no text)")
+        if not has_text(text):
+            raise TaskkitError(f"{where}: empty sentence (no visible text)")
+        check_text(text, where, "text")
         spans = row.get("entities", row.get("spans", []))
         words, offsets, tags = conll.tags_from_spans(text, spans, where)
         return {"text": text, "tokens": words, "tags": tags, "_offsets": offsets, "_where": where}
@@ -92,11 +98,15 @@ class NERTask(Task):
             return item  # already an example (evaluation)
         if isinstance(item, dict) and isinstance(item.get("tokens"), list):
             return self._from_row({**item, "tags": item.get("tags") or ["O"] * len(item["tokens"])}, "iob1")
-        text = item.get("text") if isinstance(item, dict) else item
-        if not isinstance(text, str):
-            raise TaskkitError(f"cannot tag {type(item).__name__}: expected a string, {{'text': ...}} or {{'tokens': [...]}}")
-        if not text.strip():
-            raise TaskkitError("empty text given to predict")
+        if isinstance(item, dict) and "_where" in item:  # a row of a predict file
+            text = require_text(item, "text")
+        else:
+            raw = item.get("text") if isinstance(item, dict) else item
+            if not isinstance(raw, str):
+                raise TaskkitError(f"cannot tag {type(item).__name__}: expected a string, {{'text': ...}} or {{'tokens': [...]}}")
+            if not has_text(raw):
+                raise TaskkitError("empty text given to predict")
+            text = check_text(raw, "input")
         words, offsets = conll.split_words(text)
         return {"text": text, "tokens": words, "_offsets": offsets}
 

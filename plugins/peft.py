@@ -22,6 +22,7 @@ class PeftMode(Mode):
     description = "parameter-efficient fine-tuning: a LoRA or IA3 adapter plus the task head"
     # adapters learn from few parameters and need a larger step than full fine-tuning
     defaults = {"lr": 5e-4}
+    resumable = True  # --checkpoint-every / --resume: trains on the kernel's loop
 
     def supports(self, task: Task) -> bool:
         return task.level in ("sequence", "token", "pair")
@@ -60,11 +61,17 @@ def register_commands(cli: typer.Typer) -> None:
     @cli.command()
     def merge(model_dir: Path = typer.Argument(..., help="A peft model folder (or run folder)."),
               out: Path = typer.Argument(..., help="Where to write the merged, deployable model.")) -> None:
-        """Fold a peft adapter into its base model's weights (same predictions, no peft at inference)."""
+        """Fold a peft adapter into its base model's weights (same predictions, no peft at inference).
+
+        OUT must be new, an empty folder or a taskkit model folder (replaced); anything else is refused.
+        """
         from taskkit.api import load
         from taskkit.errors import TaskkitError
         from taskkit.kernel.adapters import AdapterPredictor
+        from taskkit.ownership import check_model_path, check_writable
 
+        check_model_path(out)  # before any work: never replace what is not taskkit's
+        check_writable(out.parent if out.name else out)
         predictor = load(model_dir)
         if not isinstance(predictor, AdapterPredictor) or predictor.settings.get("merged"):
             raise TaskkitError(f"{model_dir}: not an unmerged peft model")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 import taskkit
 from taskkit.classification import ClassificationTask
 from taskkit.contracts import Example, Features, LabelSpace, Level, RunConfig, Task
+from taskkit.data.values import check_text, has_text, label_name, offset, show
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
@@ -75,16 +76,14 @@ class RelationTask(ClassificationTask):
     # --- reading -------------------------------------------------------------------------
     def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
         example = self._spans(row, row.get("_where", "input"))
-        label = row.get(config.label_column)
-        if not isinstance(label, str) or not label.strip():
-            raise TaskkitError(f"{example['_where']}: no label (column {config.label_column!r} is missing or empty)")
-        example["label"] = label.strip()
+        example["label"] = label_name(row.get(config.label_column), example["_where"], config.label_column)
         return example
 
     def _spans(self, row: dict[str, Any], where: str) -> Example:
         text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not has_text(text):
             raise TaskkitError(f"{where}: missing or empty 'text'")
+        check_text(text, where, "text")
         spans = {}
         for role in ("head", "tail"):
             spans[role] = _span(row.get(role), text, role, where)
@@ -188,16 +187,21 @@ def semeval_scores(gold: Sequence[str], predicted: Sequence[str], names: Sequenc
 def _span(value: Any, text: str, role: str, where: str) -> dict[str, Any]:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         value = {"start": value[0], "end": value[1]}
-    if not isinstance(value, dict) or not isinstance(value.get("start"), int) or not isinstance(value.get("end"), int):
+    if not isinstance(value, dict) or "start" not in value or "end" not in value:
         raise TaskkitError(f"{where}: '{role}' must be {{'start': int, 'end': int}} (character offsets)")
-    start, end = value["start"], value["end"]
+    start, end = offset(value["start"], where, f"{role} 'start'"), offset(value["end"], where, f"{role} 'end'")
     if not 0 <= start < end <= len(text):
         raise TaskkitError(f"{where}: {role} span [{start}, {end}) out of range for a text of {len(text)} characters")
-    if isinstance(value.get("text"), str) and value["text"] != text[start:end]:
-        raise TaskkitError(f"{where}: {role} text {value['text']!r} differs from text[{start}:{end}] = {text[start:end]!r}")
+    if not has_text(text[start:end]):
+        raise TaskkitError(f"{where}: {role} span [{start}, {end}) covers only spaces or invisible characters")
+    given = value.get("text")
+    if given is not None and given != text[start:end]:
+        raise TaskkitError(f"{where}: {role} text {show(given)} differs from text[{start}:{end}] = {show(text[start:end])}")
     span: dict[str, Any] = {"start": start, "end": end, "text": text[start:end]}
     kind = value.get("type")
-    if isinstance(kind, str) and kind.strip():
+    if kind is not None and not isinstance(kind, str):
+        raise TaskkitError(f"{where}: {role} 'type' must be a string, got {show(kind)}")
+    if kind and kind.strip():
         span["type"] = re.sub(r"\s+", "_", kind.strip())
     return span
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,10 +10,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from taskkit import registry
 from taskkit.artifacts import load as load_predictor
+from taskkit.artifacts import save_run
 from taskkit.contracts import RunConfig, Splits
 from taskkit.data.splits import load_splits
-from taskkit.errors import TaskkitError
+from taskkit.errors import Interrupted, TaskkitError
 from taskkit.evaluation import evaluate
+from taskkit.ownership import check_run_folder
 
 if TYPE_CHECKING:
     from taskkit.contracts import Predictor, Task
@@ -44,23 +45,25 @@ def make_config(mode_defaults: dict[str, Any], **overrides: Any) -> RunConfig:
     unknown = sorted(set(values) - names)
     if unknown:
         raise TaskkitError(f"unknown run setting(s): {', '.join(unknown)}")
-    return RunConfig(**values)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    return RunConfig(**values).validate()  # ranges of every setting, before any work
 
 
 def run(task: str, mode: str = "full", data: str | Path | None = None, out: str | Path | None = None,
-        **settings: Any) -> RunResult:
+        *, overwrite: bool = False, **settings: Any) -> RunResult:
     """Train ``task`` with ``mode`` on ``data``, evaluate on its test split (else dev), save to ``out``.
 
-    ``settings`` are :class:`RunConfig` fields (``model``, ``epochs``, ``lr``...).
+    ``settings`` are :class:`RunConfig` fields (``model``, ``epochs``, ``lr``...). ``out`` must be new,
+    empty or a run folder taskkit wrote (checked before any work); ``overwrite=True`` lets it hold
+    other entries too, which are left untouched.
     """
+    from taskkit.kernel import checkpoint
+
     task_obj, mode_obj = registry.get_pair(task, mode)
-    config = make_config(mode_obj.defaults, **settings)
+    where = {"checkpoint_dir": str(Path(out) / checkpoint.FOLDER)} if out is not None else {}
+    config = make_config(mode_obj.defaults, **{**where, **settings})
+    if out is not None:  # taskkit writes only where it owns, and says so before training
+        check_run_folder(out, overwrite)
+    config = checkpoint.prepare(config, mode_obj)  # --checkpoint-every / --resume refused before any work
     splits: Splits = load_splits(task_obj, data if data is not None else demo_data(task_obj), config)
     if not mode_obj.needs_training_data and splits.train and not splits.test and not splits.dev:
         splits = Splits(train=[], dev=[], test=splits.train, source=splits.source)  # one file: score it
@@ -68,7 +71,11 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
         raise TaskkitError(f"{splits.source}: no training split (mode {mode!r} needs labelled training data)")
     forgetting = _old_test(task_obj, config) if config.init_from else None
     started = time.perf_counter()
-    predictor = mode_obj.fit(task_obj, splits, config)
+    try:
+        predictor = mode_obj.fit(task_obj, splits, config)
+    except Interrupted as exc:  # SIGINT / SIGTERM from the CLI: say what was (not) written
+        exc.outcome = checkpoint.interrupted_outcome(config, out)
+        raise
     fit_seconds = time.perf_counter() - started
     eval_name, eval_examples = ("test", splits.test) if splits.test else ("dev", splits.dev)
     metrics: dict[str, Any] = {"task": task, "mode": mode, "data": splits.source, "model": config.model,
@@ -95,10 +102,10 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     out_path = None
     if out is not None:
         out_path = Path(out)
-        predictor.save(out_path / "model")
-        _write_text_atomically(out_path / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        _write_text_atomically(out_path / "predictions.jsonl", lines)
+        save_run(out_path, predictor.save, {"metrics.json": json.dumps(metrics, indent=2, default=str) + "\n",
+                                            "predictions.jsonl": lines})  # together, in one atomic step
+    checkpoint.finish(config)  # the saved model supersedes the run's checkpoints
     return RunResult(predictor, metrics, out_path, records)
 
 

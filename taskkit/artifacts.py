@@ -1,19 +1,25 @@
-"""Model folders: layout, atomic writes, and loading any taskkit model by its metadata.
+"""Model folders: layout, owned and atomic writes, and loading any taskkit model by its metadata.
 
-A model folder holds ``taskkit.json`` (task, mode, labels, settings) beside whatever the mode
-writes (safetensors weights, tokenizer, config). It is written to a temporary sibling and
-renamed into place, so an interrupted save never leaves a half-written model where a good one
-was: the old folder survives until the new one is complete.
+A model folder holds ``taskkit.json`` (task, mode, labels, settings, and ``files``: every file
+taskkit wrote there) beside whatever the mode writes (safetensors weights, tokenizer, config).
+A save replaces only what is taskkit's (:mod:`taskkit.ownership`): nothing, an empty folder, or a
+taskkit model folder holding no file taskkit did not write; anything else is refused before any
+work. The new folder is written complete beside the old one and swapped in with one atomic step
+(:mod:`taskkit.atomic`), so a kill at any instant leaves the old or the new model whole.
+
+A run folder (``taskkit run --out``) keeps its ``metrics.json`` and ``predictions.jsonl`` inside
+``model/`` and links them from the run folder, so the one swap of ``model/`` changes all three
+together: the metrics never describe another model than the one beside them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from taskkit.errors import TaskkitError
 
@@ -22,62 +28,124 @@ if TYPE_CHECKING:
 
 METADATA = "taskkit.json"
 FORMAT_VERSION = 1
+# the run files save_run asks the save of OUT/model to write into the model folder
+_RUN_FILES: contextvars.ContextVar[tuple[Path, dict[str, str]] | None] = contextvars.ContextVar(
+    "taskkit_run_files", default=None)
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], None], metadata: dict[str, Any]) -> Path:
-    """Call ``write(tmp)`` on a fresh sibling folder, add ``taskkit.json``, swap it into ``path``."""
-    from taskkit import __version__
+    """Call ``write(tmp)`` on a fresh sibling folder, add ``taskkit.json``, swap it into ``path``.
 
-    path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    old = None
-    try:
+    Refuses (:class:`TaskkitError`, before writing) a ``path`` that holds anything but a taskkit
+    model folder of taskkit's own files; cleans up the leftovers of earlier interrupted saves.
+    """
+    from taskkit import __version__, atomic
+    from taskkit.ownership import check_model_path, is_taskkit_folder
+
+    given = Path(path)
+    path = given.resolve()
+    atomic.recover(path)  # an aside folder of an interrupted fallback save is the model at path
+    check_model_path(given if given.name else path)
+    _make_parent(path)
+    atomic.clean(path, is_taskkit_folder)
+    with atomic.staged(path) as tmp:
         write(tmp)
-        meta = {"format": FORMAT_VERSION, "taskkit_version": __version__, **metadata}
+        run = _RUN_FILES.get()
+        if run is not None and run[0] == path:
+            for name, text in run[1].items():
+                (tmp / name).write_text(text, encoding="utf-8")
+        files = [f for f in atomic.files_under(tmp) if f != METADATA]
+        meta = {"format": FORMAT_VERSION, "taskkit_version": __version__, **metadata, "files": files}
         # metadata last: a folder without it is never taken for a model
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.rmdir(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except BaseException:
-        if old is not None and not path.exists():  # interrupted between the two renames
-            os.replace(old, path)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        atomic.replace(tmp, path)
     return path
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise TaskkitError(f"{path}: cannot be created: a file is in the way of {path.parent}") from None
+    except NotADirectoryError:
+        raise TaskkitError(f"{path}: cannot be created: a file is in the way of {path.parent}") from None
+    except PermissionError as exc:
+        raise TaskkitError(f"{path}: cannot write there ({exc.strerror})") from None
+    from taskkit.ownership import check_writable
+
+    check_writable(path.parent)  # where the new folder is made and renamed
+
+
+def save_run(out: str | Path, save: Callable[[Path], Any], files: dict[str, str]) -> None:
+    """Write a run folder: ``save(out / "model")`` (a predictor's save) with ``files``
+    (``metrics.json``, ``predictions.jsonl``) inside the model folder, linked from ``out``.
+
+    The links are made first (dangling until the model is in), so that the model's one atomic
+    swap changes metrics, predictions and model at once. Where links cannot be made (Windows
+    without the privilege), or a saver ignores the request, the files are copied next to the
+    model after it is saved instead.
+    """
+    from taskkit import atomic
+    from taskkit.ownership import check_run_folder, leftover_ours
+
+    out = Path(out)
+    check_run_folder(out, overwrite=True)  # again: the folder may have changed during training
+    _make_parent(out / "model")
+    for name in os.listdir(out):  # interrupted link / copy writes of earlier runs
+        if name.startswith((".metrics.json.tmp", ".predictions.jsonl.tmp")) and leftover_ours(out, name):
+            os.unlink(out / name)
+    linked = [atomic.link(out / name, f"model/{name}") for name in files]  # every one, even after a False
+    model = out / "model"
+    token = _RUN_FILES.set((model.resolve(), files))
+    try:
+        save(model)
+    finally:
+        _RUN_FILES.reset(token)
+    for name, text in files.items():
+        inside = model / name
+        if not all(linked) or not inside.is_file() or inside.read_text(encoding="utf-8") != text:
+            atomic.write_file(out / name, text.encode("utf-8"))
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    from taskkit.atomic import recover
+
+    path = recover(Path(path))  # a save killed between the fallback's two renames left it aside
     if not path.is_dir():
         raise TaskkitError(f"{path}: no such model folder")
     meta_file = path / METADATA
     if not meta_file.is_file():
-        nested = path / "model" / METADATA
+        nested = recover(path / "model") / METADATA
         if nested.is_file():  # a run's output folder: the model lives in model/
-            return read_metadata(path / "model")
+            return read_metadata(nested.parent)
         raise TaskkitError(f"{path}: not a taskkit model folder (no {METADATA})")
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TaskkitError(f"{meta_file}: corrupt metadata ({exc})") from None
-    for key in ("task", "mode", "labels"):
-        if key not in meta:
-            raise TaskkitError(f"{meta_file}: missing field {key!r}")
+    except OSError as exc:
+        raise TaskkitError(f"{meta_file}: cannot read ({exc.strerror or exc})") from None
+    from taskkit.folder_checks import check_links, check_metadata, inside
+
+    check_metadata(meta, meta_file, FORMAT_VERSION)  # fields, types, format version, labels
+    check_links(path)  # nothing in the folder may lead out of it
+    if "delta" in meta:
+        inside(path, meta["delta"], "delta")
     meta["_path"] = str(path)
     return meta
 
 
-def load(path: str | Path) -> "Predictor":
+def load(path: str | Path) -> Predictor:
     """Load any taskkit model folder (or a run's output folder) as a predictor."""
     from taskkit import registry
 
     meta = read_metadata(path)
+    where = Path(meta["_path"]) / METADATA
+    for kind, name, table in (("task", meta["task"], registry.tasks()), ("mode", meta["mode"], registry.modes())):
+        if name not in table:  # the plugin that provides it is not installed (or failed to load)
+            known = ", ".join(sorted(table)) or "none installed"
+            raise TaskkitError(f"{where}: unknown {kind} {name!r}: the plugin that provides it is not installed "
+                               f"(known: {known})")
     task = registry.get_task(meta["task"])
     mode = registry.get_mode(meta["mode"])
     return mode.load(Path(meta["_path"]), task, meta)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from taskkit.contracts import Example, Features, Level, LabelSpace, RunConfig, Task
-from taskkit.data.readers import read_records, require_text
+from taskkit.data.readers import read_records
+from taskkit.data.values import LabelTypes, check_text, has_text, kind_of, label_name, require_text, show_name
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
@@ -33,32 +34,42 @@ class ClassificationTask(Task):
         return self.from_records(read_records(path), config)
 
     def from_records(self, records: list[dict[str, Any]], config: RunConfig) -> list[Example]:
-        return [self._example(row, config) for row in records]
+        types = LabelTypes()  # integer and string labels may not mix in one file
+        examples = []
+        for row in records:
+            example = self._example(row, config)
+            column = config.label_column if "label" in example else "labels"
+            raw = row.get(column)
+            for value in raw if isinstance(raw, list) else [raw]:
+                types.see(value, example["_where"], column)
+            examples.append(example)
+        return examples
 
     def _example(self, row: dict[str, Any], config: RunConfig) -> Example:
+        where = row.get("_where", "input")
         text = require_text(row, config.text_column)
-        example: Example = {"text": text, "_where": row["_where"]}
+        example: Example = {"text": text, "_where": where}
         label = row.get(config.label_column)
         labels = row.get("labels") if config.label_column == "label" else None
         if labels is not None and label is None:
             if isinstance(labels, str):  # CSV: "a;b" or "a,b"
                 labels = [x.strip() for x in labels.replace(";", ",").split(",") if x.strip()]
-            if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
-                raise TaskkitError(f"{row['_where']}: column 'labels' must be a list of label names")
-            example["labels"] = labels
-        elif label is None or (isinstance(label, str) and not label.strip()):
-            raise TaskkitError(f"{row['_where']}: no label (column {config.label_column!r} is missing or empty)")
+            if not isinstance(labels, list):
+                raise TaskkitError(f"{where}: column 'labels' must be a list of label names, got {kind_of(labels)}")
+            example["labels"] = [label_name(x, where, "labels") for x in labels]
         else:
-            example["label"] = str(label).strip()
+            example["label"] = label_name(label, where, config.label_column)
         return example
 
     def as_example(self, item: Any) -> Example:
+        """A predict input: a string, or a dict with ``text`` (a row of a predict file names its
+        line in ``_where``); an empty or invisible text is an error."""
         if isinstance(item, str):
-            if not item.strip():
+            if not has_text(item):
                 raise TaskkitError("empty text given to predict")
-            return {"text": item}
-        if isinstance(item, dict) and isinstance(item.get("text"), str):
-            return dict(item)
+            return {"text": check_text(item, "input")}
+        if isinstance(item, dict):
+            return {**item, "text": require_text(item, "text")}
         raise TaskkitError(f"cannot classify {type(item).__name__}: expected a string or {{'text': ...}}")
 
     # --- labels --------------------------------------------------------------------------
@@ -216,12 +227,17 @@ class PairClassificationTask(ClassificationTask):
 
     def as_example(self, item: Any) -> Example:
         if isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item):
-            return {"text": item[0], "text_pair": item[1]}
+            return {"text": check_text(item[0], "input (first text)"), "text_pair": check_text(item[1], "input (second text)")}
         if isinstance(item, dict):
-            first = next((item[c] for c in self.first_columns if isinstance(item.get(c), str)), None)
-            second = next((item[c] for c in self.second_columns if isinstance(item.get(c), str)), None)
+            first = next((c for c in self.first_columns if c in item), None)
+            second = next((c for c in self.second_columns if c in item), None)
             if first is not None and second is not None:
-                return {**item, "text": first, "text_pair": second}
+                return {**item, "text": require_text(item, first), "text_pair": require_text(item, second)}
+            if "_where" in item:  # a row of a predict file: say which column is missing
+                wanted = self.first_columns if first is None else self.second_columns
+                present = ", ".join(show_name(k) for k in item if not k.startswith("_")) or "none"
+                raise TaskkitError(f"{item['_where']}: missing column {wanted[0]!r} (or {', '.join(wanted[1:])}; "
+                                   f"found: {present})")
         raise TaskkitError(f"task {self.name!r} needs pairs: [first, second] or {{'premise': ..., 'hypothesis': ...}}")
 
     def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from taskkit.errors import TaskkitError
+from taskkit.errors import Interrupted, TaskkitError
 
 app = typer.Typer(
     help="Turn a pretrained transformer into a model for your own NLP task.",
@@ -38,6 +40,8 @@ def run(
                                                   "Default: the task's small demo data."),
     model: Optional[str] = typer.Option(None, help="Packaged name (minilm), local folder or hub id."),
     out: Optional[Path] = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write the run into an --out folder that holds other "
+                                   "files too; they are left untouched."),
     init_from: Optional[str] = typer.Option(None, "--from", help="Continue training this saved model on the new data."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
@@ -62,18 +66,22 @@ def run(
     multi_label: bool = typer.Option(False, "--multi-label", help="zero-shot: score each label on its own."),
     option: List[str] = typer.Option([], help="Mode-specific KEY=VALUE, repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    checkpoint_every: Optional[str] = typer.Option(
+        None, help="Write a checkpoint to OUT/checkpoints every N optimiser steps, or every N epochs as Ne (3e)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT's newest checkpoint."),
 ) -> None:
     """Train TASK with MODE, early-stop on dev, evaluate on test, save the model and a report."""
     from taskkit import api
     from taskkit.report import print_report
 
     result = api.run(
-        task, mode, data, out or Path("runs") / f"{task}-{mode}",
+        task, mode, data, out or Path("runs") / f"{task}-{mode}", overwrite=overwrite,
         model=model, init_from=init_from, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, truncate=truncate or None, seed=seed, shots=shots,
         patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
         grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
         label_column=label_column, labels=labels, template=template, backend=backend, multi_label=multi_label or None,
         options=_parse_options(option) or None, progress=False if quiet else None,
+        checkpoint_every=checkpoint_every, resume=resume or None,
     )
     print_report(result.metrics, result.out)
 
@@ -82,7 +90,9 @@ def run(
 def predict(
     model_dir: Path = typer.Argument(..., help="A model folder (or a run's output folder)."),
     texts: List[str] = typer.Argument(None, help="Texts to classify."),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A file of inputs (one text a line, or .jsonl/.csv/.tsv)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A file of inputs: one text a line (split at newlines "
+                                         "only; output row i is line i, a blank line between texts is an error), or "
+                                         ".jsonl/.csv/.tsv rows; '-' reads texts from stdin."),
 ) -> None:
     """Print one JSON line per input with the predicted label and probabilities."""
     from taskkit import api
@@ -97,17 +107,9 @@ def predict(
 
 
 def _read_inputs(path: Path) -> list[Any]:
-    from taskkit.data.readers import FORMATS, read_records
+    from taskkit.data.readers import read_inputs
 
-    if any(s in FORMATS for s in path.suffixes):
-        return [{k: v for k, v in row.items() if k != "_where"} for row in read_records(path)]
-    if not path.is_file():
-        raise TaskkitError(f"{path}: no such file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise TaskkitError(f"{path}: not UTF-8 text") from None
-    return [line for line in lines if line.strip()]
+    return read_inputs(path)  # each input names its line in "_where", which no output record shows
 
 
 @app.command()
@@ -140,9 +142,10 @@ def modes() -> None:
 
 
 def _add_plugin_commands() -> None:
-    from taskkit.plugins import get_plugin_manager
+    from taskkit.plugins import add_commands, one_line_warnings
 
-    get_plugin_manager().hook.register_commands(cli=app)
+    one_line_warnings()  # a faulty plugin is one "warning: ..." line on stderr
+    add_commands(app)  # once per process; a plugin whose hook fails is left out with a warning
 
 
 def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
@@ -162,9 +165,22 @@ def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type,
     return tuple(exits), tuple(aborts), tuple(errors)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name, 128 + signum)
+
+
+def _catch_signals() -> dict[int, Any]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` (main thread only); returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: user errors become one line on stderr and exit code 2; SIGINT / SIGTERM
+    one line saying what was interrupted, exit code 130 / 143."""
     exits, aborts, click_errors = _click_exceptions()
+    previous = _catch_signals()
     try:
         _add_plugin_commands()
         result = app(args=argv, prog_name="taskkit", standalone_mode=False)
@@ -182,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        return exc.exit_code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     # without standalone mode, an Exit raised by a command comes back as its code
     return result if isinstance(result, int) else 0
 

@@ -97,9 +97,20 @@ class RunConfig:
     backend: str | None = None  # zero-shot: nli | embedding | both; None: the mode's default
     multi_label: bool = False  # zero-shot: score each label on its own
     options: dict[str, Any] = field(default_factory=dict)
+    # checkpoints during training (modes with ``resumable``): every N optimiser steps, or "Ne" every N epochs
+    checkpoint_every: int | str | None = None
+    checkpoint_dir: str | None = None  # set by api.run to OUT/checkpoints
+    resume: bool = False  # continue from the newest checkpoint in checkpoint_dir
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
+
+    def validate(self) -> "RunConfig":
+        """Refuse out-of-range settings with one line naming the option (:mod:`taskkit.settings`)."""
+        from taskkit.settings import validate
+
+        validate(self)
+        return self
 
 
 class Task(ABC):
@@ -251,6 +262,9 @@ class Mode(ABC):
     needs_training_data: ClassVar[bool] = True
     #: :class:`RunConfig` fields this mode sets differently unless the user gives them.
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True for modes whose training writes checkpoints and continues from them
+    #: (``--checkpoint-every``, ``--resume``: the kernel's loop through ``fit_task_model``).
+    resumable: ClassVar[bool] = False
     @abstractmethod
     def supports(self, task: Task) -> bool:
         """Whether this mode can learn ``task`` (by level, by label kind...)."""

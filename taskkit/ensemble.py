@@ -57,7 +57,12 @@ class EnsemblePredictor(Predictor):
     @classmethod
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "EnsemblePredictor":
         from taskkit.artifacts import load
+        from taskkit.folder_checks import inside
 
-        weights = metadata["ensemble"]["weights"]
-        members = [load(path / "members" / str(i)) for i in range(len(weights))]
+        weights = metadata["ensemble"]["weights"]  # checked: a non-empty list of numbers
+        members = [load(inside(path, f"members/{i}", "ensemble member")) for i in range(len(weights))]
+        for i, member in enumerate(members):
+            if member.task.name != task.name or set(member.labels.names) != set(metadata["labels"]):
+                raise TaskkitError(f"{path}: ensemble member {i} is a {member.task.name!r} model of labels "
+                                   f"{list(member.labels.names)!r:.80}, not what taskkit.json names")
         return cls(members, weights, metadata["mode"], metadata.get("settings"))

@@ -3,11 +3,16 @@
 A plugin is a module (or any object) with functions marked ``@taskkit.hookimpl``.
 Each hook receives a ``register`` callback and calls it once per thing it provides,
 the shape simonw/llm uses: a plugin never builds the registry itself.
+
+taskkit calls each plugin's implementation on its own: one that raises (or calls ``sys.exit``)
+is a ``PluginLoadWarning`` naming the plugin and what it registered is dropped, while the other
+plugins work on. So is a hook name not defined here (a typo) or an argument a hook does not have.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -21,7 +26,7 @@ hookimpl = pluggy.HookimplMarker("taskkit")
 
 
 @hookspec
-def register_tasks(register: Callable[["Task"], None]) -> None:
+def register_tasks(register: Callable[[Task], None]) -> None:
     """Call ``register(task)`` for each :class:`~taskkit.contracts.Task` this plugin provides.
 
     :param register: adds one task instance; a name already taken by another plugin is an error.
@@ -29,7 +34,7 @@ def register_tasks(register: Callable[["Task"], None]) -> None:
 
 
 @hookspec
-def register_modes(register: Callable[["Mode"], None]) -> None:
+def register_modes(register: Callable[[Mode], None]) -> None:
     """Call ``register(mode)`` for each learning :class:`~taskkit.contracts.Mode` this plugin provides.
 
     :param register: adds one mode instance; a name already taken by another plugin is an error.
@@ -37,7 +42,7 @@ def register_modes(register: Callable[["Mode"], None]) -> None:
 
 
 @hookspec
-def register_commands(cli: "typer.Typer") -> None:
+def register_commands(cli: typer.Typer) -> None:
     """Add sub-commands to the ``taskkit`` command line.
 
     :param cli: the root typer application; use ``@cli.command()`` on it.

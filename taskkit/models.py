@@ -39,6 +39,10 @@ def resolve(name: str) -> str:
         return str(getattr(module, function)())
     path = Path(name).expanduser()
     if path.exists():
+        if (path / "taskkit.json").is_file() or (path / "model" / "taskkit.json").is_file():
+            # a taskkit model's weights include its head and differ in layout: never a random encoder
+            raise TaskkitError(f"{path}: a taskkit model folder, not a base model; use --from {name} to continue "
+                               "training it")
         if not (path / "config.json").is_file():
             raise TaskkitError(f"{path}: not a model folder (no config.json)")
         return str(path)
@@ -57,9 +61,17 @@ def _load(kind: str, loader: Any, ref: str, **kwargs: Any) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per load is noise in a run's output
+    if kind == "weights":  # safetensors only: a pickle can run code when loaded
+        kwargs.setdefault("use_safetensors", True)
+        if Path(ref).is_dir():
+            from taskkit.folder_checks import require_safetensors
+
+            require_safetensors(Path(ref))
+    from safetensors import SafetensorError
+
     try:
         return loader(ref, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TaskkitError(f"cannot load {kind} of model {ref!r}: {first}") from None
 
@@ -74,7 +86,7 @@ def load_tokenizer(ref: str) -> "PreTrainedTokenizerBase":
 
 
 def load_body(ref: str) -> "PreTrainedModel":
-    """The bare encoder (no head) from a folder or hub id."""
+    """The bare encoder (no head) from a folder or hub id; safetensors weights only, never a pickle."""
     from transformers import AutoModel
 
     return _load("weights", AutoModel.from_pretrained, ref)

@@ -9,18 +9,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from taskkit.errors import TaskkitError
-from taskkit.plugins import get_plugin_manager
+from taskkit.plugins import call_each
 
 if TYPE_CHECKING:
     from taskkit.contracts import Mode, Task
 
 T = TypeVar("T")
 
-_tasks: dict[str, tuple["Task", str]] | None = None
-_modes: dict[str, tuple["Mode", str]] | None = None
+_tasks: dict[str, tuple[Task, str]] | None = None
+_modes: dict[str, tuple[Mode, str]] | None = None
 
 
-class DuplicateNameError(TaskkitError):
+class RegistrationError(TaskkitError):
+    """A plugin registered something taskkit refuses (a clash, a nameless task or mode)."""
+
+
+class DuplicateNameError(RegistrationError):
     """Two plugins registered the same task or mode name."""
 
 
@@ -30,28 +34,34 @@ def clear() -> None:
 
 
 def _collect(hook_name: str, kind: str) -> dict[str, tuple[object, str]]:
-    pm = get_plugin_manager()
     found: dict[str, tuple[object, str]] = {}
-    hook = getattr(pm.hook, hook_name)
-    # Call each implementation separately so we know which plugin registered what.
-    for impl in hook.get_hookimpls():
-        plugin_name = impl.plugin_name
+    current = [""]
 
-        def register(item: object, _plugin: str = plugin_name) -> None:
-            name = getattr(item, "name", None)
-            if not isinstance(name, str) or not name:
-                raise TaskkitError(f"plugin {_plugin!r} registered a {kind} without a name")
-            if name in found:
-                raise DuplicateNameError(
-                    f"{kind} {name!r} is registered by two plugins: {found[name][1]!r} and {_plugin!r}"
-                )
-            found[name] = (item, _plugin)
+    def register(item: object) -> None:
+        plugin = current[0]
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise RegistrationError(f"plugin {plugin!r} registered a {kind} without a name")
+        if name in found:
+            raise DuplicateNameError(
+                f"{kind} {name!r} is registered by two plugins: {found[name][1]!r} and {plugin!r}"
+            )
+        found[name] = (item, plugin)
 
-        impl.function(register=register)
+    def forget(plugin: str) -> None:  # a plugin whose hook failed registers nothing
+        for name in [n for n, (_, owner) in found.items() if owner == plugin]:
+            del found[name]
+
+    def start(plugin: str) -> None:
+        current[0] = plugin
+
+    # Each implementation is called on its own, so we know which plugin registered what, and a
+    # plugin whose hook raises is a warning naming it while the others still register.
+    call_each(hook_name, {"register": register}, before=start, on_fault=forget, reraise=(RegistrationError,))
     return found
 
 
-def tasks() -> dict[str, tuple["Task", str]]:
+def tasks() -> dict[str, tuple[Task, str]]:
     """name -> (task, plugin name)."""
     global _tasks
     if _tasks is None:
@@ -59,7 +69,7 @@ def tasks() -> dict[str, tuple["Task", str]]:
     return _tasks  # type: ignore[return-value]
 
 
-def modes() -> dict[str, tuple["Mode", str]]:
+def modes() -> dict[str, tuple[Mode, str]]:
     """name -> (mode, plugin name)."""
     global _modes
     if _modes is None:
@@ -74,15 +84,15 @@ def _lookup(table: dict[str, tuple[T, str]], name: str, kind: str) -> T:
     return table[name][0]
 
 
-def get_task(name: str) -> "Task":
+def get_task(name: str) -> Task:
     return _lookup(tasks(), name, "task")
 
 
-def get_mode(name: str) -> "Mode":
+def get_mode(name: str) -> Mode:
     return _lookup(modes(), name, "mode")
 
 
-def get_pair(task_name: str, mode_name: str) -> tuple["Task", "Mode"]:
+def get_pair(task_name: str, mode_name: str) -> tuple[Task, Mode]:
     """The task and mode of a run, checking that the mode supports the task."""
     task, mode = get_task(task_name), get_mode(mode_name)
     if not mode.supports(task):

@@ -37,7 +37,7 @@ def parse_labels(spec: Any) -> dict[str, str | None]:
     if isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() in (".json", ".yaml", ".yml")):
         spec = _read_label_file(Path(spec))
     elif isinstance(spec, str):
-        spec = [part.strip() for part in spec.split(",")]
+        spec = [part.strip() for part in split_names(spec)]
     if isinstance(spec, dict):
         items = [(str(k).strip(), None if v is None else str(v).strip()) for k, v in spec.items()]
     elif isinstance(spec, (list, tuple)):
@@ -54,6 +54,20 @@ def parse_labels(spec: Any) -> dict[str, str | None]:
             raise TaskkitError(f"zero-shot labels: {name!r} is given twice")
         seen.add(name.lower())
     return dict(items)
+
+
+def split_names(spec: str) -> list[str]:
+    """``a,b,c`` split on the commas outside brackets: a relation's ``Cause-Effect(e1,e2)`` is one name."""
+    names, current, depth = [], "", 0
+    for char in spec:
+        if char == "," and depth == 0:
+            names.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        depth = max(depth, 0)
+        current += char
+    return [*names, current]
 
 
 def _read_label_file(path: Path) -> Any:
@@ -230,15 +244,30 @@ class ZeroShotPredictor(Predictor):
 
     @classmethod
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "ZeroShotPredictor":
+        from taskkit.folder_checks import inside, read_header
+
         settings = dict(metadata.get("settings", {}))
+        where = path / "taskkit.json"
+        for key in ("backend", "template"):
+            if not isinstance(settings.get(key), str):
+                raise TaskkitError(f"{where}: a zero-shot model needs the setting {key!r} (a string)")
         descriptions = metadata.get("descriptions") or {name: None for name in metadata["labels"]}
+        if list(descriptions) != list(metadata["labels"]):
+            raise TaskkitError(f"{where}: field 'descriptions' names other labels than field 'labels'")
         predictor = cls(task, descriptions, settings)
         if settings.get("self_trained"):
             from safetensors.numpy import load_file
 
-            if not (path / SELF_TRAIN_FILE).is_file():
+            file = inside(path, SELF_TRAIN_FILE, "self-trained classifier")
+            if not file.is_file():
                 raise TaskkitError(f"{path}: zero-shot model folder has no {SELF_TRAIN_FILE}")
-            weights = load_file(str(path / SELF_TRAIN_FILE))
+            shapes, _ = read_header(file)
+            coef, intercept = shapes.get("coef"), shapes.get("intercept")
+            n = len(metadata["labels"])
+            if coef is None or intercept is None or len(coef) != 2 or coef[0] != n or intercept != (n,):
+                raise TaskkitError(f"{file}: expected tensors 'coef' [{n}, dim] and 'intercept' [{n}] for the "
+                                   f"{n} labels in taskkit.json, found {dict(shapes)}")
+            weights = load_file(str(file))
             predictor.head = (weights["coef"], weights["intercept"])
         return predictor
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_jsonl
 
 from taskkit import api
 from taskkit.artifacts import read_metadata
 from taskkit.cli import main
 from taskkit.errors import TaskkitError
-
-from conftest import read_jsonl
 
 TEXTS = ["The best hotel we ever stayed in.", "Cold food, rude staff, never again.",
          "It arrived on time.", "Gripping from the first page to the last, I loved every chapter of it."]
@@ -63,7 +62,7 @@ def test_reload_in_a_new_process_gives_identical_probabilities(trained_run, run_
 def test_predict_from_input_files(trained_run, tmp_path, run_taskkit, capsys):
     expected = api.predict(trained_run.predictor, TEXTS)
     plain = tmp_path / "inputs.txt"
-    plain.write_text("\n".join(TEXTS[:2]) + "\n\n" + "\n".join(TEXTS[2:]) + "\n", encoding="utf-8")
+    plain.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     proc = run_taskkit("predict", trained_run.out, "--input", plain)
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line) for line in proc.stdout.splitlines()] == expected
@@ -86,7 +85,8 @@ def test_predict_input_not_utf8(trained_run, tmp_path, capsys):
     path = tmp_path / "inputs.txt"
     path.write_bytes(b"caf\xe9\n")
     assert main(["predict", str(trained_run.out), "--input", str(path)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: {path}: not UTF-8 text"]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and "not UTF-8 text" in lines[0]
 
 
 def test_metrics_and_predictions_files(trained_run, demo_rows):
@@ -141,17 +141,37 @@ def test_interrupted_weight_write_keeps_the_previous_model(trained_run, good_mod
     _assert_intact(good_model, before, trained_run)
 
 
-def test_interrupt_between_the_folder_swaps_keeps_the_previous_model(trained_run, good_model, monkeypatch):
-    """Ctrl-C after the old folder was moved aside but before the new one took its place."""
-    before = _files(good_model)
-    real_replace = os.replace
+def test_interrupt_at_the_folder_swap_keeps_the_previous_model(trained_run, good_model, monkeypatch):
+    """Ctrl-C at the moment the complete new folder was to be swapped in (one atomic exchange)."""
+    from taskkit import atomic
 
-    def replace(src, dst):
+    before = _files(good_model)
+
+    def exchange(a, b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "exchange", exchange)
+    with pytest.raises(KeyboardInterrupt):
+        trained_run.predictor.save(good_model)
+    monkeypatch.undo()
+    _assert_intact(good_model, before, trained_run)
+
+
+def test_interrupt_between_the_fallback_renames_keeps_the_previous_model(trained_run, good_model, monkeypatch):
+    """Without an atomic exchange: Ctrl-C after the old folder was moved aside but before the new
+    one took its place puts the old one back."""
+    from taskkit import atomic
+
+    before = _files(good_model)
+    real_rename = os.rename
+
+    def rename(src, dst):
         if Path(src).name.startswith(".model.tmp-"):
             raise KeyboardInterrupt
-        return real_replace(src, dst)
+        return real_rename(src, dst)
 
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
+    monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
         trained_run.predictor.save(good_model)
     monkeypatch.undo()
@@ -159,11 +179,39 @@ def test_interrupt_between_the_folder_swaps_keeps_the_previous_model(trained_run
 
 
 def test_saving_over_a_model_replaces_it_cleanly(trained_run, good_model):
-    (good_model / "stale-file.bin").write_bytes(b"from an older save")
+    (good_model / "config.json").write_text("{}")  # a file taskkit wrote, since changed: still taskkit's
     trained_run.predictor.save(good_model)
-    assert not (good_model / "stale-file.bin").exists()
-    assert read_metadata(good_model)["task"] == "sentiment"
+    meta = read_metadata(good_model)
+    assert meta["task"] == "sentiment"
+    assert sorted(meta["files"]) == sorted(p.name for p in good_model.iterdir() if p.name != "taskkit.json")
+    assert (good_model / "config.json").read_text() != "{}"
     assert _leftovers(good_model.parent) == []
+
+
+def test_saving_over_a_model_with_a_foreign_file_is_refused(trained_run, good_model):
+    """Before, a file the user added to a model folder was deleted by the next save."""
+    (good_model / "stale-file.bin").write_bytes(b"not taskkit's")
+    before = _files(good_model)
+    with pytest.raises(TaskkitError, match=r"holds files taskkit did not write \(stale-file.bin\)"):
+        trained_run.predictor.save(good_model)
+    assert _files(good_model) == before and _leftovers(good_model.parent) == []
+
+
+def test_saved_folder_permissions_follow_the_umask(trained_run, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        trained_run.predictor.save(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o750
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()} == {0o640}
+    os.umask(0o022)
+    try:
+        trained_run.predictor.save(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()} == {0o644}
 
 
 def test_model_folder_without_weights(good_model):

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from taskkit.data.readers import text_lines
+from taskkit.data.values import has_text, show
 from taskkit.errors import TaskkitError
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
@@ -69,22 +71,25 @@ def read_conll(path: Path, text: str) -> list[tuple[list[str], list[str], list[s
     tokens: list[str] = []
     tags: list[str] = []
     wheres: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # lines end at "\n" only: U+2028, U+0085 or a form feed inside a token never start a new line
+    for number, line in enumerate(text_lines(text), start=1):
+        if not line.strip(" \t"):
             if tokens:
                 sentences.append((tokens, tags, wheres))
                 tokens, tags, wheres = [], [], []
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        parts = line.split("\t") if "\t" in line else line.split()
+        # columns: tab-separated, else space-separated (CoNLL-2003); a token keeps any other space
+        line = line.rstrip(" \t")
+        parts = [p.strip(" ") for p in line.split("\t")] if "\t" in line else [p for p in line.split(" ") if p]
         where = f"{path}:{number}"
-        if len(parts) < 2 or not parts[-1].strip():
+        if len(parts) < 2 or not parts[-1]:
             raise TaskkitError(f"{where}: expected 'token<TAB>tag', found one column")
-        if not parts[0].strip():
+        if not parts[0]:
             raise TaskkitError(f"{where}: empty token")
-        tokens.append(parts[0].strip())
-        tags.append(parts[-1].strip())
+        tokens.append(parts[0])
+        tags.append(parts[-1])
         wheres.append(where)
     if tokens:
         sentences.append((tokens, tags, wheres))
@@ -123,12 +128,13 @@ def tags_from_spans(text: str, spans: Any, where: str) -> tuple[list[str], list[
     for span in spans:
         kind = span.get("type", span.get("label")) if isinstance(span, dict) else None
         start, end = (span.get("start"), span.get("end")) if isinstance(span, dict) else (None, None)
-        if not isinstance(start, int) or not isinstance(end, int) or not isinstance(kind, str) or not kind.strip():
-            raise TaskkitError(f"{where}: each entity needs integer 'start', 'end' and a 'type', got {span!r}")
+        if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) \
+                or isinstance(end, bool) or not isinstance(kind, str) or not kind.strip():
+            raise TaskkitError(f"{where}: each entity needs integer 'start', 'end' and a 'type', got {show(span, 80)}")
         if not 0 <= start < end <= len(text):
             raise TaskkitError(f"{where}: entity span [{start}, {end}) out of range for a text of {len(text)} characters")
-        if not text[start:end].strip():
-            raise TaskkitError(f"{where}: entity span [{start}, {end}) covers only spaces")
+        if not has_text(text[start:end]):
+            raise TaskkitError(f"{where}: entity span [{start}, {end}) covers only spaces or invisible characters")
         checked.append((start, end, kind.strip()))
     checked.sort()
     for (s1, e1, _), (s2, e2, _) in zip(checked, checked[1:]):

@@ -1,7 +1,9 @@
-"""CSV, TSV and JSONL files (optionally gzipped) into row dicts that remember their line.
+"""CSV, TSV and JSONL files (optionally gzipped) into row dicts that remember their line, and the
+inputs of ``taskkit predict`` (a file of one text a line, a table, or ``-`` for stdin).
 
 Every problem is a :class:`TaskkitError` naming the file and the line, so a user with a
-100,000-line file knows where to look.
+100,000-line file knows where to look. A row's line is the line it starts on (a quoted CSV
+field may span several).
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ import csv
 import gzip
 import io
 import json
+import sys
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from taskkit.data.values import check_text, require_text, show_name
 from taskkit.errors import TaskkitError
 
+__all__ = ["FORMATS", "file_format", "read_inputs", "read_records", "require_text"]
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+#: the largest CSV field read: the csv module's default (128 KiB) refuses a long document
+FIELD_LIMIT = 2**31 - 1
+STDIN = "-"
 
 
 def file_format(path: Path) -> str:
@@ -28,7 +39,7 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise TaskkitError(f"{path}: no such file")
     if path.is_dir():
@@ -40,42 +51,94 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix.lower() == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise TaskkitError(f"{path}: not a valid gzip file ({exc})") from None
+    return raw
+
+
+def decode(raw: bytes, name: str | Path) -> str:
+    """UTF-8 text (a byte order mark dropped); a bad byte is an error naming its line."""
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise TaskkitError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    return io.StringIO(text, newline="")
+        before = raw[: exc.start]
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        raise TaskkitError(f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
 
 
-def _jsonl_rows(path: Path, stream: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any]]]:
+def _open_text(path: Path) -> io.StringIO:
+    return io.StringIO(decode(_read_bytes(path), path), newline="")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return row
+
+
+def _jsonl_rows(path: Path, stream: io.StringIO) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise TaskkitError(f"{path}:{number}: duplicate key {show_name(str(exc.args[0]))!r} in a JSON object") from None
+        except RecursionError:
+            raise TaskkitError(f"{path}:{number}: invalid JSON (nested too deeply)") from None
         except json.JSONDecodeError as exc:
             raise TaskkitError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+        except ValueError:  # an integer of more digits than Python converts
+            raise TaskkitError(f"{path}:{number}: invalid JSON (a number too long to read)") from None
         if not isinstance(row, dict):
             raise TaskkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         yield number, row
 
 
-def _table_rows(path: Path, stream: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(stream, delimiter=delimiter)
-    if not reader.fieldnames:
-        raise TaskkitError(f"{path}: empty file (expected a header row)")
+def _table_rows(path: Path, stream: io.StringIO, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(stream, delimiter=delimiter, strict=True)
+    kind = "CSV" if delimiter == "," else "TSV"
+    old_limit = csv.field_size_limit(FIELD_LIMIT)
+    start, header, rows = 1, None, []
     try:
-        for row in reader:
-            if None in row:
-                raise TaskkitError(f"{path}:{reader.line_num}: more fields than the header has")
-            if not any((v or "").strip() for v in row.values()):
+        for fields in reader:
+            if not fields:  # a blank line
+                start = reader.line_num + 1
                 continue
-            yield reader.line_num, row
+            if header is None:
+                header = fields
+                _check_header(path, start, header)
+            elif len(fields) > len(header):
+                raise TaskkitError(f"{path}:{start}: more fields than the header has "
+                                   f"({len(fields)} fields, {len(header)} columns)")
+            elif any(v.strip() for v in fields):  # rows of empty fields are skipped
+                rows.append((start, dict(zip(header, fields + [""] * (len(header) - len(fields))))))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise TaskkitError(f"{path}:{reader.line_num}: malformed row ({exc})") from None
+        raise TaskkitError(f"{path}:{start}: malformed {kind} row ({exc})") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    if header is None:
+        raise TaskkitError(f"{path}: empty file (expected a header row)")
+    return rows
+
+
+def _check_header(path: Path, line: int, header: list[str]) -> None:
+    seen: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            raise TaskkitError(f"{path}:{line}: duplicate column {show_name(name)!r} in the header "
+                               "(a reader would silently keep only one of them)")
+        seen.add(name)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -84,7 +147,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     fmt = file_format(path)
     stream = _open_text(path)
     if fmt == "jsonl":
-        rows = _jsonl_rows(path, stream)
+        rows: Any = _jsonl_rows(path, stream)
     else:
         rows = _table_rows(path, stream, "," if fmt == "csv" else "\t")
     records = []
@@ -96,14 +159,41 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def require_text(row: dict[str, Any], column: str) -> str:
-    """The non-empty string in ``column``, or an error naming the line."""
-    if column not in row:
-        present = ", ".join(k for k in row if not k.startswith("_"))
-        raise TaskkitError(f"{row['_where']}: missing column {column!r} (found: {present})")
-    value = row[column]
-    if not isinstance(value, str):
-        raise TaskkitError(f"{row['_where']}: column {column!r} must be text, got {type(value).__name__}")
-    if not value.strip():
-        raise TaskkitError(f"{row['_where']}: empty text in column {column!r}")
-    return value
+def text_lines(text: str) -> list[str]:
+    """Lines split on ``\\n`` only (``\\r\\n`` too): U+0085, U+2028, U+2029, ``\\v`` or ``\\f``
+    inside a line never split it, unlike :meth:`str.splitlines`. A final newline ends the
+    last line rather than starting an empty one."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_inputs(spec: str | Path) -> list[dict[str, Any]]:
+    """What ``taskkit predict --input`` reads: each input a dict with ``_where`` naming its line.
+
+    A ``.csv``/``.tsv``/``.jsonl`` file gives its rows (the task picks its fields); any other
+    file, or ``-`` (stdin), is plain text, one text a line, so that output row i is input line
+    i. Blank lines at the end are ignored; a blank line between texts is an error naming it.
+    """
+    name = str(spec)
+    if name == STDIN:
+        name, text = "<stdin>", decode(sys.stdin.buffer.read(), "<stdin>")
+    else:
+        path = Path(spec)
+        if any(s.lower() in FORMATS for s in path.suffixes):
+            return read_records(path)
+        text = decode(_read_bytes(path), path)
+    lines = text_lines(text)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise TaskkitError(f"{name}: no texts to predict")
+    inputs = []
+    for number, line in enumerate(lines, start=1):
+        where = f"{name}:{number}"
+        if not line.strip():
+            raise TaskkitError(f"{where}: blank line (each line is one text to predict, so that output row i "
+                               "is input line i: remove it)")
+        inputs.append({"text": check_text(line, where), "_where": where})
+    return inputs

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from taskkit.contracts import Example
 from taskkit.errors import TaskkitError
 
 
-def _classes(example: Example) -> list[str]:
-    return list(example["labels"]) if "labels" in example else [example["label"]]
+def classes_of(example: Example) -> list[str]:
+    """The classes an example stands for: its label, its labels (multi-label), or the entity
+    types of its tags (a token task's sentence)."""
+    if "labels" in example:
+        return list(example["labels"])
+    if "label" in example:
+        return [example["label"]]
+    return sorted({tag[2:] for tag in example.get("tags", ()) if tag != "O"})
 
 
 def sample_per_class(examples: Sequence[Example], shots: int, seed: int,
@@ -25,18 +31,19 @@ def sample_per_class(examples: Sequence[Example], shots: int, seed: int,
         raise TaskkitError(f"--shots must be at least 1, got {shots}")
     by_class: dict[str, list[int]] = defaultdict(list)
     for i, example in enumerate(examples):
-        for label in _classes(example):
+        for label in classes_of(example):
             by_class[label].append(i)
     short = {c: len(ix) for c, ix in by_class.items() if len(ix) < shots}
     if short and not allow_fewer:
-        listed = ", ".join(f"{c!r} has {n}" for c, n in sorted(short.items()))
+        worst = sorted(short.items(), key=lambda cn: (cn[1], cn[0]))
+        listed = ", ".join(f"{c!r} has {n}" for c, n in worst[:5]) + (f" and {len(worst) - 5} more" if len(worst) > 5 else "")
         raise TaskkitError(f"--shots {shots} needs {shots} examples per class, but {listed} "
                            "(use --option allow_fewer=true to use what there is)")
     rng = random.Random(seed)
     chosen: set[int] = set()
     for label in sorted(by_class):
         pool = [i for i in by_class[label] if i not in chosen]
-        have = sum(1 for i in chosen if label in _classes(examples[i]))
+        have = sum(1 for i in chosen if label in classes_of(examples[i]))
         need = max(0, shots - have)
         chosen.update(rng.sample(pool, min(need, len(pool))))
     indices = sorted(chosen)

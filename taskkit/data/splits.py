@@ -7,12 +7,13 @@ A missing dev split is carved from train, stratified and seeded.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskkit.contracts import Example, Splits
 from taskkit.data.readers import FORMATS
-from taskkit.data.sampling import sample_per_class
+from taskkit.data.sampling import classes_of, sample_per_class
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
@@ -42,20 +43,45 @@ def _stratify_key(example: Example) -> Any:
 
 
 def stratified_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """(kept, held out): ``fraction`` of the examples held out, class shares preserved."""
+    """(kept, held out): ``fraction`` of the examples held out, class shares preserved.
+
+    Every class of a held-out example also occurs in what is kept: a class with a single
+    example stays in training (carved into dev, it would be a class training never saw), and
+    so does a held-out example whose class (or entity type) the random fallback left nowhere
+    else. Without any class that has two examples, no dev split can be carved: an error.
+    """
     from sklearn.model_selection import train_test_split
 
+    if not 0 < fraction < 1:
+        raise TaskkitError(f"dev_fraction must be between 0 and 1 (exclusive), got {fraction}")
     if len(examples) < 4:
         raise TaskkitError(f"too few training examples ({len(examples)}) to carve a dev split; give a dev file")
     keys = [_stratify_key(e) for e in examples]
-    counts: dict[Any, int] = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
-    n_held = max(1, round(len(examples) * fraction))
+    counts = Counter(keys)
+    single = [i for i, key in enumerate(keys) if key is not None and counts[key] == 1]
+    pool = [i for i, key in enumerate(keys) if key is None or counts[key] > 1]
+    if len(pool) < 2:
+        raise TaskkitError(f"cannot carve a dev split: every class of the {len(examples)} training examples has a "
+                           "single example, and a class needs two (one to train on, one to check); give a dev file")
+    n_held = min(max(1, round(len(examples) * fraction)), len(pool) - 1)
+    pool_counts = Counter(keys[i] for i in pool)
     # examples without one label (a token task's sentences) are split at random
-    stratify = keys if None not in counts and min(counts.values()) >= 2 and n_held >= len(counts) else None
-    kept, held = train_test_split(examples, test_size=n_held, random_state=seed, stratify=stratify)
-    return list(kept), list(held)
+    stratify = [keys[i] for i in pool] if None not in pool_counts and min(pool_counts.values()) >= 2 \
+        and len(pool_counts) <= n_held <= len(pool) - len(pool_counts) else None
+    kept, held = train_test_split(pool, test_size=n_held, random_state=seed, stratify=stratify)
+    kept = list(kept) + single
+    known = {c for i in kept for c in classes_of(examples[i])}
+    dev = []
+    for i in held:
+        classes = classes_of(examples[i])
+        if all(c in known for c in classes):
+            dev.append(i)
+        else:  # its class would be missing from training: keep it there
+            kept.append(i)
+            known.update(classes)
+    if not dev:
+        raise TaskkitError("cannot carve a dev split: no class has an example to spare for it; give a dev file")
+    return [examples[i] for i in kept], [examples[i] for i in dev]
 
 
 def _hf_splits(spec: str, task: "Task", config: "RunConfig") -> dict[str, list[Example]]:
@@ -80,6 +106,12 @@ def _hf_splits(spec: str, task: "Task", config: "RunConfig") -> dict[str, list[E
 def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
     """Read ``data`` with ``task``'s reader into splits."""
     spec = str(data)
+    shots = config.shots
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise TaskkitError(f"--shots must be a whole number of examples per class, at least 1, got {shots!r}")
+    allow = config.options.get("allow_fewer", False)
+    if not isinstance(allow, bool):
+        raise TaskkitError(f"--option allow_fewer={allow}: expected true or false")
     parts: dict[str, list[Example]] = {}
     if spec.startswith("hf:"):
         parts = _hf_splits(spec, task, config)
@@ -98,12 +130,11 @@ def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
             parts["train"] = task.read(path, config)
     train, dev, test = parts.get("train", []), parts.get("dev", []), parts.get("test", [])
     carved, indices = False, None
-    if config.shots and train:
+    if shots is not None and train:
         # few-shot is honest only if dev is as small as train: never carve it from the full data
-        allow = bool(config.options.get("allow_fewer", False))
-        train, indices = sample_per_class(train, config.shots, config.seed, allow)
+        train, indices = sample_per_class(train, shots, config.seed, allow)
         if dev:
-            dev, _ = sample_per_class(dev, config.shots, config.seed, allow_fewer=True)
+            dev, _ = sample_per_class(dev, shots, config.seed, allow_fewer=True)
     elif train and not dev and config.dev_fraction > 0:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
         carved = True

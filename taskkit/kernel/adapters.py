@@ -14,10 +14,18 @@ from torch import nn
 from taskkit.artifacts import write_atomically
 from taskkit.contracts import LabelSpace, Task
 from taskkit.errors import TaskkitError
+from taskkit.folder_checks import (
+    check_weights,
+    inside,
+    read_header,
+    require_tokenizer,
+    weights_metadata,
+)
 from taskkit.kernel.model import TaskModel, transformer_layers
 from taskkit.kernel.predictor import TorchPredictor
 
 ADAPTER, HEAD = "adapter", "head.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # what peft writes with safe serialization (its default)
 METHODS = ("lora", "ia3")
 
 
@@ -46,7 +54,9 @@ def peft_config(body: nn.Module, options: dict[str, Any]) -> Any:
     if method == "ia3":
         if targets:
             return IA3Config(target_modules=targets, feedforward_modules=options.get("feedforward_modules", []))
-        from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as known
+        from peft.utils import (
+            TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as known,
+        )
 
         if body.config.model_type not in known:
             raise TaskkitError(f"ia3 has no default target modules for model type {body.config.model_type!r}: "
@@ -74,7 +84,8 @@ class AdapterPredictor(TorchPredictor):
 
         def write(folder: Path) -> None:
             self.model.body.save_pretrained(folder / ADAPTER)
-            save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(folder / HEAD))
+            save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(folder / HEAD),
+                      metadata=weights_metadata(self.task.name, self.labels.names))
             self.tokenizer.save_pretrained(folder)
 
         return write_atomically(path, write, self.metadata())
@@ -87,6 +98,7 @@ class AdapterPredictor(TorchPredictor):
     @classmethod
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
         from peft import PeftModel
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from taskkit.models import load_body, load_tokenizer, resolve
@@ -94,8 +106,13 @@ class AdapterPredictor(TorchPredictor):
         settings = metadata.get("settings", {})
         if settings.get("merged"):
             return TorchPredictor.load(path, task, metadata)
-        if not (path / ADAPTER).is_dir():
+        if not inside(path, ADAPTER, "adapter").is_dir():
             raise TaskkitError(f"{path}: peft model folder has no {ADAPTER}/")
+        adapter_weights = inside(path, f"{ADAPTER}/{ADAPTER_WEIGHTS}", "adapter weights")
+        if not adapter_weights.is_file():  # peft would fall back to a pickled adapter_model.bin
+            raise TaskkitError(f"{path}: no {ADAPTER}/{ADAPTER_WEIGHTS}; taskkit never loads pickled weights")
+        read_header(adapter_weights)  # corrupt or truncated: one line
+        require_tokenizer(path)
         base = settings.get("base_model", "")
         try:
             body = load_body(resolve(base))
@@ -106,8 +123,14 @@ class AdapterPredictor(TorchPredictor):
         if len(tokenizer) != body.get_input_embeddings().num_embeddings:
             body.resize_token_embeddings(len(tokenizer))
         head = cls.build_head(task, body.config.hidden_size, labels, settings)
-        head.load_state_dict(load_file(str(path / HEAD)))
-        model = TaskModel(PeftModel.from_pretrained(body, str(path / ADAPTER)), head)
+        head_file = inside(path, HEAD, "head")
+        check_weights(head_file, head, task.name, labels.names, head_prefix="")
+        head.load_state_dict(load_file(str(head_file)))
+        try:
+            model = TaskModel(PeftModel.from_pretrained(body, str(path / ADAPTER)), head)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TaskkitError(f"{path / ADAPTER}: the adapter does not fit its base model {base!r} ({first})") from None
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
 

@@ -12,6 +12,13 @@ import torch
 from taskkit.artifacts import write_atomically
 from taskkit.contracts import LabelSpace, Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
+from taskkit.folder_checks import (
+    check_tokenizer,
+    check_weights,
+    inside,
+    require_tokenizer,
+    weights_metadata,
+)
 from taskkit.kernel.device import default_device
 from taskkit.kernel.infer import predict_logits, stack
 from taskkit.kernel.model import TaskModel
@@ -74,7 +81,7 @@ class TorchPredictor(Predictor):
         def write(folder: Path) -> None:
             self.model.body.config.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
-            save_model(self.model, str(folder / WEIGHTS))
+            save_model(self.model, str(folder / WEIGHTS), metadata=weights_metadata(self.task.name, self.labels.names))
 
         return write_atomically(path, write, self.metadata())
 
@@ -90,7 +97,9 @@ class TorchPredictor(Predictor):
             ref = resolve(settings["base_model"])
             body = load_body(ref)
             model = TaskModel(body, cls.build_head(task, body.config.hidden_size, labels, settings))
-            delta = load_file(str(path / metadata["delta"]))
+            delta_file = inside(path, metadata["delta"], "delta")
+            check_weights(delta_file, model, task.name, labels.names, partial=True)
+            delta = load_file(str(delta_file))
             state = model.state_dict()
             state.update({k: v.to(state[k].dtype) for k, v in delta.items()})
             model.load_state_dict(state)
@@ -98,9 +107,12 @@ class TorchPredictor(Predictor):
         else:
             if not (path / WEIGHTS).is_file():
                 raise TaskkitError(f"{path}: model folder has no {WEIGHTS}")
+            require_tokenizer(path)
             model = TaskModel(body_from_config(path), cls.build_head(task, _hidden_size(path), labels, settings))
+            check_weights(path / WEIGHTS, model, task.name, labels.names)
             load_model(model, str(path / WEIGHTS))
             tokenizer = load_tokenizer(str(path))
+        check_tokenizer(path, tokenizer, model.body.get_input_embeddings().num_embeddings)
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
 
@@ -111,5 +123,9 @@ class TorchPredictor(Predictor):
 
 
 def _hidden_size(path: Path) -> int:
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    return int(config.get("hidden_size") or config.get("d_model") or config["dim"])
+    file = inside(path, "config.json", "config")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+        return int(config.get("hidden_size") or config.get("d_model") or config["dim"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        raise TaskkitError(f"{file}: missing or corrupt model config (no hidden size)") from None

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from taskkit.errors import Interrupted
 from taskkit.kernel.batching import collate, grouped_batches
+from taskkit.kernel.checkpoint import Checkpointer
 from taskkit.kernel.device import resolve_precision
 
 if TYPE_CHECKING:
@@ -54,7 +57,7 @@ def changing_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach() for name, tensor in named}
 
 
-def _optimizer(model: torch.nn.Module, config: "RunConfig") -> torch.optim.Optimizer:
+def _optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -67,7 +70,7 @@ def train(
     model: torch.nn.Module,
     train_features: Sequence[dict[str, Any]],
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    config: "RunConfig",
+    config: RunConfig,
     pad_id: int,
     evaluate: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
     metric: str = "accuracy",
@@ -76,7 +79,13 @@ def train(
     """Train ``model`` in place; with ``evaluate``, early-stop on ``metric`` and keep the best epoch."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
     from transformers import get_linear_schedule_with_warmup
 
     precision = resolve_precision(config.precision)
@@ -100,52 +109,73 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     result = TrainResult()
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
+    loop = _Loop()
+    checkpoints = Checkpointer(config, train_features) if config.checkpoint_dir and (
+        config.checkpoint_every or config.resume) else None
+    if checkpoints is not None and config.resume:
+        loop = _restore(checkpoints.load(), accelerator, model, optimizer, scheduler, result, rng)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[status]}"))
     show = config.progress and accelerator.is_local_main_process
-    with Progress(*columns, disable=not show, transient=False) as progress:
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            batches = grouped_batches(lengths, config.batch_size, rng)
-            batches = batches[accelerator.process_index :: accelerator.num_processes]
-            bar = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), status="")
-            started, total_loss = time.perf_counter(), 0.0
-            for step, batch_ids in enumerate(batches, start=1):
-                batch = collate([train_features[i] for i in batch_ids], pad_id)
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                gold = batch.pop("labels")
-                with accelerator.accumulate(model):
-                    logits = model(**batch)
-                    loss = loss_fn(logits.float(), gold)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.max_grad_norm:
-                        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                total_loss += loss.item()
-                if step % 10 == 0 or step == len(batches):
-                    progress.update(bar, completed=step, status=f"loss {total_loss / step:.4f}")
-            result.train_seconds += time.perf_counter() - started
-            result.examples_seen += sum(len(b) for b in batches)
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(1, len(batches))}
-            if evaluate is not None:
-                scores = evaluate(accelerator.unwrap_model(model))
-                row.update({f"dev_{k}": v for k, v in scores.items() if isinstance(v, (int, float))})
-                score = float(scores[metric])
-                improved = result.best_score is None or (score < result.best_score if lower_is_better else score > result.best_score)
-                if improved:
-                    result.best_score, result.best_epoch, bad_epochs = score, epoch, 0
-                    best_state = {k: v.clone() for k, v in changing_tensors(accelerator.unwrap_model(model)).items()}
-                else:
-                    bad_epochs += 1
-                progress.update(bar, status=f"loss {row['train_loss']:.4f}  dev {metric} {score:.4f}")
-            result.history.append(row)
-            if evaluate is not None and config.patience and bad_epochs >= config.patience:
-                result.stopped_early = True
-                break
+    epoch, step, batches = loop.epoch, loop.done, []
+    try:
+        with Progress(*columns, disable=not show, transient=False) as progress:
+            for epoch in range(loop.epoch, config.epochs + 1):
+                model.train()
+                loop.epoch_rng = rng.getstate()  # a resumed run rebuilds this epoch's batches from it
+                batches = grouped_batches(lengths, config.batch_size, rng)
+                batches = batches[accelerator.process_index :: accelerator.num_processes]
+                bar = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), status="")
+                started = time.perf_counter()
+                for step, batch_ids in enumerate(batches, start=1):
+                    if step <= loop.done:  # done before the checkpoint this run resumed from
+                        continue
+                    batch = collate([train_features[i] for i in batch_ids], pad_id)
+                    batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                    gold = batch.pop("labels")
+                    with accelerator.accumulate(model):
+                        logits = model(**batch)
+                        loss = loss_fn(logits.float(), gold)
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients and config.max_grad_norm:
+                            accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    loop.total_loss += loss.item()
+                    loop.done = step
+                    result.examples_seen += len(batch_ids)
+                    if accelerator.sync_gradients:
+                        loop.optimizer_steps += 1
+                        if checkpoints is not None and checkpoints.due("step", loop.optimizer_steps):
+                            _save(checkpoints, loop, epoch, accelerator, model, optimizer, scheduler, result)
+                    if step % 10 == 0 or step == len(batches):
+                        progress.update(bar, completed=step, status=f"loss {loop.total_loss / step:.4f}")
+                result.train_seconds += time.perf_counter() - started
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": loop.total_loss / max(1, len(batches))}
+                loop.done, loop.total_loss = 0, 0.0
+                if evaluate is not None:
+                    scores = evaluate(accelerator.unwrap_model(model))
+                    row.update({f"dev_{k}": v for k, v in scores.items() if isinstance(v, (int, float))})
+                    score = float(scores[metric])
+                    improved = result.best_score is None or (score < result.best_score if lower_is_better else score > result.best_score)
+                    if improved:
+                        result.best_score, result.best_epoch, loop.bad_epochs = score, epoch, 0
+                        loop.best = {k: v.clone() for k, v in changing_tensors(accelerator.unwrap_model(model)).items()}
+                    else:
+                        loop.bad_epochs += 1
+                    progress.update(bar, status=f"loss {row['train_loss']:.4f}  dev {metric} {score:.4f}")
+                result.history.append(row)
+                if evaluate is not None and config.patience and loop.bad_epochs >= config.patience:
+                    result.stopped_early = True
+                    break
+                if checkpoints is not None and epoch < config.epochs and checkpoints.due("epoch", epoch):
+                    loop.epoch_rng = rng.getstate()  # the next epoch starts from here
+                    _save(checkpoints, loop, epoch + 1, accelerator, model, optimizer, scheduler, result)
+    except Interrupted as exc:
+        exc.during = exc.during or f"during training (epoch {epoch} of {config.epochs}, step {step} of {len(batches)})"
+        raise
+    best_state = loop.best
     unwrapped = accelerator.unwrap_model(model)
     if best_state is not None:
         with torch.no_grad():
@@ -153,3 +183,84 @@ def train(
                 tensor.copy_(best_state[name])
     unwrapped.eval()
     return result
+
+
+@dataclass
+class _Loop:
+    """Where the loop is, beyond model, optimiser and scheduler: what a checkpoint must hold."""
+
+    epoch: int = 1  # the epoch in progress (1-based)
+    done: int = 0  # batches of that epoch already trained
+    optimizer_steps: int = 0
+    total_loss: float = 0.0  # of this epoch's batches so far
+    bad_epochs: int = 0
+    epoch_rng: Any = None  # the batch-order RNG's state when this epoch's batches were drawn
+    best: dict[str, torch.Tensor] | None = None
+
+
+def _rng_states() -> dict[str, Any]:
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = cast(tuple, np.random.get_state())
+    states: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state(),
+                              "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save(checkpoints: Checkpointer, loop: _Loop, epoch: int, accelerator: Any, model: torch.nn.Module,
+          optimizer: Any, scheduler: Any, result: TrainResult) -> None:
+    """Write a checkpoint: ``epoch`` is the one to continue (with ``loop.done`` batches done)."""
+    if not accelerator.is_main_process:  # one writer (a multi-process resume is not supported)
+        return
+    unwrapped = accelerator.unwrap_model(model)
+    grads = {name: p.grad for name, p in unwrapped.named_parameters() if p.requires_grad and p.grad is not None}
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_states(),
+             "loop_rng": loop.epoch_rng, "accelerator_step": accelerator.step}
+    meta = {"epoch": epoch, "done": loop.done, "optimizer_steps": loop.optimizer_steps, "total_loss": loop.total_loss,
+            "bad_epochs": loop.bad_epochs, "history": result.history, "best_epoch": result.best_epoch,
+            "best_score": result.best_score, "train_seconds": result.train_seconds,
+            "examples_seen": result.examples_seen}
+    checkpoints.save(loop.optimizer_steps, changing_tensors(unwrapped), loop.best, grads, state, meta)
+
+
+def _restore(saved: dict[str, Any], accelerator: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any,
+             result: TrainResult, rng: random.Random) -> _Loop:
+    """Put model, optimiser, scheduler, random states and the loop back where the checkpoint was."""
+    from taskkit.errors import TaskkitError
+
+    unwrapped = accelerator.unwrap_model(model)
+    current = changing_tensors(unwrapped)
+    if set(current) != set(saved["tensors"]):
+        raise TaskkitError(f"{saved['path']}: the checkpoint's tensors do not match this model")
+    with torch.no_grad():
+        for name, tensor in current.items():
+            tensor.copy_(saved["tensors"][name])
+    params = dict(unwrapped.named_parameters())
+    for name, grad in saved["grads"].items():
+        params[name].grad = grad.to(params[name].device, params[name].dtype)
+    optimizer.load_state_dict(saved["state"]["optimizer"])
+    scheduler.load_state_dict(saved["state"]["scheduler"])
+    accelerator.step = saved["state"]["accelerator_step"]
+    _set_rng_states(saved["state"]["rng"])
+    rng.setstate(saved["state"]["loop_rng"])
+    meta = saved["meta"]
+    result.history = meta["history"]
+    result.best_epoch, result.best_score = meta["best_epoch"], meta["best_score"]
+    result.train_seconds, result.examples_seen = meta["train_seconds"], meta["examples_seen"]
+    best = saved["best"]
+    return _Loop(epoch=meta["epoch"], done=meta["done"], optimizer_steps=meta["optimizer_steps"],
+                 total_loss=meta["total_loss"], bad_epochs=meta["bad_epochs"],
+                 best={k: v.to(current[k].device) for k, v in best.items()} if best is not None else None)

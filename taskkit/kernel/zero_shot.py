@@ -199,7 +199,7 @@ class EmbeddingScorer:
 
         self.ref, self.precision, self.batch_size = ref, precision, batch_size
         try:
-            st = SentenceTransformer(resolve(ref), device="cpu")
+            st = SentenceTransformer(resolve(ref), device="cpu", model_kwargs={"use_safetensors": True})
         except (OSError, ValueError) as exc:
             raise TaskkitError(f"cannot load sentence-transformers model {ref!r}: {str(exc).splitlines()[0]}") from None
         self.tokenizer = st.tokenizer

@@ -8,7 +8,6 @@ not the whole model.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -20,8 +19,12 @@ def path(name: str) -> Path:
     return HERE / name
 
 
-def export_delta(model_dir: Path, target: Path, base: str) -> int:
-    """Write the weights of ``model_dir`` that differ from ``base`` to ``target``; return bytes written."""
+def export_delta(model_dir: Path, target: Path, base: str, training: dict | None = None) -> int:
+    """Write the weights of ``model_dir`` that differ from ``base`` to ``target``; return bytes written.
+
+    ``training`` (how the model was made) is saved beside them as ``training.json``, with the
+    delta's size in bytes, inside the same atomic save.
+    """
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -39,8 +42,9 @@ def export_delta(model_dir: Path, target: Path, base: str) -> int:
 
     def write(folder: Path) -> None:
         save_file(delta, str(folder / DELTA))
+        if training is not None:
+            info = {**training, "bytes": (folder / DELTA).stat().st_size}
+            (folder / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
 
-    if target.exists():
-        shutil.rmtree(target)
     write_atomically(target, write, meta)
     return (target / DELTA).stat().st_size
