@@ -66,7 +66,7 @@ def run_taskkit(task, mode, splits, config) -> tuple[list[str], float, dict]:
     started = time.perf_counter()
     predictor = mode.fit(task, splits, config)
     seconds = time.perf_counter() - started
-    return predictor.predict(splits.test), seconds, predictor.training or {}
+    return predictor.predict(splits.test), seconds, predictor.training.as_dict() if predictor.training else {}
 
 
 def scores(task, labels, test, predicted) -> dict[str, float]:

@@ -78,9 +78,9 @@ def main() -> None:
                          max_length=args.max_length, seed=args.seed, patience=0, progress=False)
     # CPU seconds of the whole run (training, plus dev and test evaluation): an upper bound for training
     ours_cpu = time.process_time() - cpu
-    ours_eps = result.predictor.training["examples_per_second"]
+    ours_eps = result.predictor.training.examples_per_second
     ours_acc = result.metrics["accuracy"]
-    ours_seconds = result.predictor.training["train_seconds"]
+    ours_seconds = result.predictor.training.train_seconds
     del result
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,7 @@ def child(spec: str) -> None:
     args = json.loads(spec)
     result = taskkit.run(**args)
     out = {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "old_test", "fit_seconds", "examples")}
-    out["training"] = {k: v for k, v in (result.predictor.training or {}).items() if k != "history"}
+    out["training"] = {k: v for k, v in (result.predictor.training.as_dict() if result.predictor.training else {}).items() if k != "history"}
     out["peak_mb"] = peak_memory_mb()
     print("RESULT " + json.dumps(out, default=str))
 

@@ -107,7 +107,7 @@ def train(data: Path, work: Path, args: argparse.Namespace) -> dict:
     info = {"recipe": json.loads((data / "recipe.json").read_text(encoding="utf-8")),
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "minutes": round(seconds / 60, 1),
             "device": str(default_device()), "precision": resolve_precision("auto"), "machine": machine(),
-            "command": command_line(), "training": t, "accuracy_at_training": m.get("accuracy")}
+            "command": command_line(), "training": t.as_dict() if t else None, "accuracy_at_training": m.get("accuracy")}
     info["bytes"] = export_delta(work / "run" / "model", args.ship, base="minilm", training=info)
     print(json.dumps({k: v for k, v in info.items() if k != "training"}))
     return info

@@ -18,56 +18,33 @@ and saves its model in taskkit's format.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import taskkit
-from taskkit.contracts import LabelSpace, Mode, Predictor, RunConfig, Splits, Task
+from pydantic import Field
+
+from taskkit.contracts import LabelSpace, Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.errors import TaskkitError
+from taskkit.options import read
 
 if TYPE_CHECKING:
     import numpy as np
 
-HEADS = ("logistic", "torch")
-#: option -> (type, default); everything else in --option is refused with one line
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "head": (str, "logistic"),
-    "engine": (str, "taskkit"),  # taskkit | setfit
-    "steps": (int, 0),  # contrastive steps; 0: chosen from the data size
-    "contrastive_lr": (float, 2e-5),  # SetFit's body learning rate
-    "prior": (bool, True),  # label descriptions as anchors and as the head's starting point
-    # how strongly the head is held near the zero-shot classifier; none: chosen by cross-validation
-    "prior_weight": (float, None),
-    "eval_every": (int, 10),
-    "descriptions": (dict, {}),  # label -> description, overriding the task's
-    "allow_fewer": (bool, False), "threshold": (float, None), "threshold_metric": (str, "macro_f1"),
-    "oos_threshold": (float, None),
-    # average with a zero-shot classifier of the same labels: none | nli | embedding | both | auto
-    # (auto: both for single-label tasks of at most 10 labels, where it costs a few NLI pairs a text)
-    "zero_shot": (str, "auto"), "zero_shot_weight": (float, 0.5),
-}
-ZERO_SHOT = ("none", "nli", "embedding", "both", "auto")
-
-
-def options(config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(OPTIONS))
-    if unknown:
-        raise TaskkitError(f"few-shot: unknown --option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS))})")
-    out = {k: default for k, (_, default) in OPTIONS.items()}
-    for key, value in config.options.items():
-        kind = OPTIONS[key][0]
-        if kind is bool and isinstance(value, str):
-            value = value.lower() in ("1", "true", "yes", "on")
-        if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
-            raise TaskkitError(f"few-shot: --option {key}={value!r} must be a {kind.__name__}")
-        out[key] = value
-    if out["head"] not in HEADS:
-        raise TaskkitError(f"few-shot: unknown head {out['head']!r} (choose from {', '.join(HEADS)})")
-    if out["zero_shot"] not in ZERO_SHOT:
-        raise TaskkitError(f"few-shot: unknown zero_shot {out['zero_shot']!r} (choose from {', '.join(ZERO_SHOT)})")
-    if out["engine"] not in ("taskkit", "setfit"):
-        raise TaskkitError(f"few-shot: unknown engine {out['engine']!r} (taskkit or setfit)")
-    return out
+class FewShotOptions(ModeOptions):
+    head: Literal["logistic", "torch"] = Field("logistic", description="logistic: scikit-learn on the embeddings "
+                                               "(SetFit's default); torch: the task's head, trained end to end")
+    engine: Literal["taskkit", "setfit"] = Field("taskkit", description="setfit: the setfit library's own Trainer")
+    steps: int = Field(0, ge=0, description="contrastive steps (0: chosen from the data size)")
+    contrastive_lr: float = Field(2e-5, gt=0, description="learning rate of the contrastive phase")
+    prior: bool = Field(True, description="label descriptions as anchors and as the head's starting point")
+    prior_weight: float | None = Field(None, ge=0, description="hold the head near the zero-shot classifier with "
+                                       "share W / (1 + W) (default: cross-validated)")
+    eval_every: int = Field(10, ge=1, description="contrastive steps between dev evaluations")
+    descriptions: dict[str, str] = Field({}, description="label -> description, overriding the task's (JSON)")
+    zero_shot: Literal["none", "nli", "embedding", "both", "auto"] = Field(
+        "auto", description="average with a zero-shot classifier of the same labels (auto: both for single-label "
+                            "tasks of at most 10 labels)")
+    zero_shot_weight: float = Field(0.5, ge=0, le=1, description="the zero-shot classifier's share in that average")
 
 
 def multi_hot(examples: list[dict[str, Any]], labels: LabelSpace) -> "np.ndarray":
@@ -86,6 +63,7 @@ def default_steps(n_train: int, n_labels: int, batch_size: int) -> int:
 
 
 class FewShotMode(Mode):
+    Options = FewShotOptions
     name = "few-shot"
     description = "SetFit-style: contrastive sentence-embedding training, then a head, from few examples"
     defaults = {"lr": 1e-4, "epochs": 20, "batch_size": 32, "max_length": 64, "patience": 3}
@@ -102,104 +80,74 @@ class FewShotMode(Mode):
         from taskkit.kernel.train import seed_everything
         from taskkit.models import load_body, load_tokenizer, resolve
 
-        opts = options(config)
+        opts = read(config, FewShotOptions)
         labels = task.label_space(splits.train)
-        check = getattr(task, "check_known", None)
-        for split in ("dev", "test"):
-            if check is not None:
-                check(getattr(splits, split), labels, split)
+        task.check_known(splits.dev, labels, "dev")
+        task.check_known(splits.test, labels, "test")
         started = time.perf_counter()
-        if opts["engine"] == "setfit":
+        if opts.engine == "setfit":
             predictor, info = fit_with_setfit(task, splits, config, labels)
         else:
             ref = resolve(config.model)
             tokenizer, body = load_tokenizer(ref), load_body(ref)
             seed_everything(config.seed)
-            prompts = label_prompts(task, labels, opts["descriptions"]) if opts["prior"] else []
+            prompts = label_prompts(task, labels, opts.descriptions) if opts.prior else []
             texts = [e["text"] for e in splits.train] + prompts
             targets = multi_hot(splits.train, labels)
             if prompts:
                 targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)])
-            steps = opts["steps"] or default_steps(len(texts), len(labels), config.batch_size)
+            steps = opts.steps or default_steps(len(texts), len(labels), config.batch_size)
             mix = prior_mix(task, splits, config, labels, body, tokenizer, prompts, opts)
             dev = ([e["text"] for e in splits.dev] + prompts,
                    np.concatenate([multi_hot(splits.dev, labels), targets[len(splits.train):]])) if splits.dev else None
-            phase1 = contrastive_train(
-                body, tokenizer, texts, targets, steps=steps, batch_size=config.batch_size,
-                lr=opts["contrastive_lr"], max_length=config.max_length, precision=config.precision, seed=config.seed,
-                weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, dev=dev,
-                eval_every=opts["eval_every"], patience=config.patience)
+            phase1 = contrastive_train(body, tokenizer, texts, targets, config, steps=steps,
+                                       lr=opts.contrastive_lr, dev=dev, eval_every=opts.eval_every)
             info = {"prior_mix": mix, "contrastive": {
                 "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
-                "stopped_early": phase1.stopped_early, "seconds": round(phase1.seconds, 2),
+                "stopped_early": phase1.stopped_early, "seconds": round(phase1.train_seconds, 2),
                 "history": phase1.history}}
             prior = embed(body, tokenizer, prompts, config.max_length, config.precision) if prompts else None
-            if opts["head"] == "logistic":
+            if opts.head == "logistic":
                 predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts, mix)
             else:
                 predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
-        backend = opts["zero_shot"]
+        backend = opts.zero_shot
         if backend == "auto":  # (the setfit engine is the reference: left as the library makes it)
-            small = not labels.multi_label and len(labels) <= 10 and opts["engine"] == "taskkit"
+            small = not labels.multi_label and len(labels) <= 10 and opts.engine == "taskkit"
             backend = "both" if small else "none"
         if backend != "none":
             predictor = with_zero_shot(predictor, task, labels, config, opts, backend)
-        choose = getattr(task, "choose_threshold", None)
-        if choose is not None:
-            predictor.threshold = choose(predictor, splits.dev, labels, config)
-        predictor.training = {**info, "head": opts["head"], "engine": opts["engine"], "prior": opts["prior"],
-                              "zero_shot": backend,
-                              "train_examples": len(splits.train), "threshold": predictor.threshold,
-                              "train_seconds": round(time.perf_counter() - started, 2)}
+        predictor.threshold = task.choose_threshold(predictor, splits.dev, labels, config)
+        predictor.training = TrainingRecord(**info, head=opts.head, engine=opts.engine, prior=opts.prior,
+                                            zero_shot=backend, train_examples=len(splits.train),
+                                            threshold=predictor.threshold,
+                                            train_seconds=round(time.perf_counter() - started, 2))
         return predictor
 
-    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-        from taskkit.ensemble import EnsemblePredictor
-        from taskkit.kernel.predictor import TorchPredictor
 
-        if "ensemble" in metadata:
-            return EnsemblePredictor.load(path, task, metadata)
-        if metadata.get("settings", {}).get("head") == "torch":
-            return TorchPredictor.load(path, task, metadata)
-        return embedding_predictor().load(path, task, metadata)
-
-
-def with_zero_shot(trained: Predictor, task: Task, labels: LabelSpace, config: RunConfig, opts: dict[str, Any],
+def with_zero_shot(trained: Predictor, task: Task, labels: LabelSpace, config: RunConfig, opts: FewShotOptions,
                    backend: str) -> Predictor:
     """``trained`` averaged with a zero-shot classifier of the same labels and descriptions."""
     from taskkit.ensemble import EnsemblePredictor
     from taskkit.zeroshot import build
 
-    descriptions = {name: opts["descriptions"].get(name) for name in labels.names}
+    descriptions = {name: opts.descriptions.get(name) for name in labels.names}
     zero = build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
                                       multi_label=labels.multi_label, max_length=max(128, config.max_length),
                                       options={}))
-    weight = opts["zero_shot_weight"]
+    weight = opts.zero_shot_weight
     return EnsemblePredictor([trained, zero], [1.0 - weight, weight], "few-shot", {"threshold": trained.threshold})
 
 
-def embedding_predictor() -> type:
-    """A TorchPredictor whose head is the normalised-embedding linear layer of a logistic regression."""
-    from taskkit.kernel.contrastive import EmbeddingHead
-    from taskkit.kernel.predictor import TorchPredictor
-
-    class EmbeddingPredictor(TorchPredictor):
-        @classmethod
-        def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> Any:
-            return EmbeddingHead(hidden_size, len(labels))
-
-    return EmbeddingPredictor
-
-
 def prior_mix(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-              prompts: list[str], opts: dict[str, Any]) -> float | None:
+              prompts: list[str], opts: FewShotOptions) -> float | None:
     """The zero-shot classifier's share in a single-label logistic head: the user's ``prior_weight``
     w as w / (1 + w), else cross-validated on the still untrained body's embeddings."""
     if not prompts or labels.multi_label:
         return None
-    if opts["prior_weight"] is not None:
-        return opts["prior_weight"] / (1.0 + opts["prior_weight"])
-    if opts["head"] != "logistic":
+    if opts.prior_weight is not None:
+        return opts.prior_weight / (1.0 + opts.prior_weight)
+    if opts.head != "logistic":
         return None
     from taskkit.kernel.contrastive import embed
     from taskkit.kernel.prior import choose_mix
@@ -215,7 +163,7 @@ def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
 
 
 def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-                  prior: "np.ndarray | None", opts: dict[str, Any], mix: float | None = None) -> Predictor:
+                  prior: "np.ndarray | None", opts: FewShotOptions, mix: float | None = None) -> Predictor:
     """SetFit's default head: logistic regression on normalised embeddings (one per label if multi-label).
 
     With the prior, each label's description embedding joins the training data as an example of its
@@ -250,12 +198,14 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
     with torch.no_grad():
         head.out.weight.copy_(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32)))
         head.out.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)))
-    return embedding_predictor()(TaskModel(body, head), tokenizer, task, labels, "few-shot",
+    from taskkit.kernel.predictor import EmbeddingHeadPredictor
+
+    return EmbeddingHeadPredictor(TaskModel(body, head), tokenizer, task, labels, "few-shot",
                                  settings_of(config, "logistic"))
 
 
 def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-               prior: "np.ndarray | None", opts: dict[str, Any]) -> tuple[Predictor, dict[str, Any]]:
+               prior: "np.ndarray | None", opts: FewShotOptions) -> tuple[Predictor, dict[str, Any]]:
     """The task's own head, trained end to end with the body by the kernel's loop.
 
     Its output layer starts as the zero-shot classifier (each row: a label's normalised description
@@ -271,7 +221,7 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
 
     head = task.head(body.config.hidden_size, labels, config.dropout)
     model = TaskModel(body, head)
-    out = getattr(head, "out", None)
+    out = task.output_layer(head)
     start = None
     if prior is not None and isinstance(out, torch.nn.Linear):
         # the head pools without normalising: scale rows so logits ~ 20 x cosine for a typical text
@@ -301,8 +251,8 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
                        "history": result.history}
 
 
-def _prior_weight(opts: dict[str, Any]) -> float:
-    return 1.0 if opts["prior_weight"] is None else opts["prior_weight"]
+def _prior_weight(opts: FewShotOptions) -> float:
+    return 1.0 if opts.prior_weight is None else opts.prior_weight
 
 
 def _raw_norm(body: Any, tokenizer: Any, texts: list[str], max_length: int) -> float:
@@ -350,8 +300,10 @@ def fit_with_setfit(task: Task, splits: Splits, config: RunConfig, labels: Label
     with torch.no_grad():
         head.out.weight.copy_(torch.from_numpy(coef))
         head.out.bias.copy_(torch.from_numpy(bias))
-    predictor = embedding_predictor()(TaskModel(body, head), load_tokenizer(ref), task, labels, "few-shot",
-                                      settings_of(config, "logistic"))
+    from taskkit.kernel.predictor import EmbeddingHeadPredictor
+
+    predictor = EmbeddingHeadPredictor(TaskModel(body, head), load_tokenizer(ref), task, labels, "few-shot",
+                                       settings_of(config, "logistic"))
     return predictor, {"setfit": {"defaults": True}}
 
 

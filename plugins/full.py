@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import taskkit
 from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
@@ -27,11 +26,6 @@ class FullMode(Mode):
         predictor, _ = fit_task_model(task, splits, config, self.name,
                                       prepare=lambda model: apply_freeze(model, config.freeze))
         return predictor
-
-    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-        from taskkit.kernel.predictor import TorchPredictor
-
-        return TorchPredictor.load(path, task, metadata)
 
 
 @taskkit.hookimpl

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from pydantic import Field
+
 import taskkit
-from taskkit.classification import ClassificationTask
+from taskkit.classification import ClassificationOptions, ClassificationTask
 from taskkit.contracts import Example, LabelSpace, RunConfig
-from taskkit.errors import TaskkitError
+from taskkit.options import read
 
 if TYPE_CHECKING:
     import numpy as np
 
 OOS = "oos"
+
+
+class IntentOptions(ClassificationOptions):
+    oos_threshold: float | None = Field(None, ge=0, le=1, description="predict oos when the top intent's "
+                                        "probability is below this (kept with the model)")
 
 
 class Intent(ClassificationTask):
@@ -27,18 +34,11 @@ class Intent(ClassificationTask):
     label_descriptions = {OOS: "a request outside what this assistant handles"}
     hypothesis_template = "The user wants {}."
     abstain_label = OOS  # zero-shot abstentions are out of scope
+    Options = IntentOptions
 
     def fixed_threshold(self, config: RunConfig) -> float | None:
-        value = config.options.get("oos_threshold")
-        if value is None:
-            return super().fixed_threshold(config)
-        try:
-            cut = float(value)
-        except (TypeError, ValueError):
-            raise TaskkitError(f"--option oos_threshold={value!r}: expected a number between 0 and 1") from None
-        if not 0.0 <= cut <= 1.0:
-            raise TaskkitError(f"--option oos_threshold={cut}: expected a number between 0 and 1")
-        return cut
+        cut = read(config, IntentOptions).oos_threshold
+        return super().fixed_threshold(config) if cut is None else cut
 
     def check_known(self, examples: Sequence[Example], labels: LabelSpace, split: str) -> None:
         # out-of-scope examples may appear in dev/test without any in training (threshold-only oos)

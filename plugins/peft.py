@@ -9,15 +9,30 @@ dropped-out copy of every targeted layer's input for the backward pass), ``targe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Literal
 
 import typer
+from pydantic import Field
 
 import taskkit
-from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
+from taskkit.contracts import Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.options import read
+
+
+class PeftOptions(ModeOptions):
+    method: Literal["lora", "ia3"] = Field("lora", description="adapter kind")
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: int = Field(16, ge=1, description="LoRA scaling (alpha / r multiplies the update)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on LoRA's input (each nonzero rate keeps a "
+                                "copy of every targeted layer's input for the backward pass)")
+    target_modules: str | list[str] | None = Field(None, description="layers to adapt, a,b or a JSON list "
+                                                   "(default: every linear layer of the blocks; ia3: by model type)")
+    feedforward_modules: list[str] = Field([], description="ia3 with target_modules: which of them are feed-forward")
+    merge: bool = Field(False, description="save the adapter folded into the base weights")
 
 
 class PeftMode(Mode):
+    Options = PeftOptions
     name = "peft"
     description = "parameter-efficient fine-tuning: a LoRA or IA3 adapter plus the task head"
     # adapters learn from few parameters and need a larger step than full fine-tuning
@@ -31,24 +46,22 @@ class PeftMode(Mode):
         from taskkit.kernel.adapters import add_adapter, as_adapter_predictor
         from taskkit.kernel.fit import fit_task_model
 
+        opts = read(config, PeftOptions)
+        adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(ModeOptions.model_fields) - {"merge"})
         predictor, _ = fit_task_model(task, splits, config, self.name,
-                                      prepare=lambda model: add_adapter(model, config.options))
+                                      prepare=lambda model: add_adapter(model, adapter))
         adapted = as_adapter_predictor(predictor)
-        adapted.settings["peft"] = {k: v for k, v in config.options.items() if k != "merge"}
-        training = adapted.training or {}
-        typer.echo(f"trainable parameters: {training.get('trainable_parameters', 0):,} of "
-                   f"{training.get('total_parameters', 0):,} ({100 * training.get('trainable_share', 0):.2f}%)",
+        adapted.settings["peft"] = adapter
+        training = adapted.training or TrainingRecord()
+        typer.echo(f"trainable parameters: {training.trainable_parameters or 0:,} of "
+                   f"{training.total_parameters or 0:,} ({100 * (training.trainable_share or 0):.2f}%)",
                    err=True)
-        if config.options.get("merge"):
+        if opts.merge:
             merged = adapted.merged()
             merged.training = adapted.training
             return merged
         return adapted
 
-    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-        from taskkit.kernel.adapters import AdapterPredictor
-
-        return AdapterPredictor.load(path, task, metadata)
 
 
 @taskkit.hookimpl

@@ -65,6 +65,7 @@ class RelationTask(ClassificationTask):
     label_descriptions = semeval_templates()
     negative_label: ClassVar[str] = NEGATIVE
     abstain_label: ClassVar[str] = NEGATIVE  # zero-shot: Other when no verbalisation clears the threshold
+    fills_hypotheses_per_example: ClassVar[bool] = True  # the entities fill each label's verbalisation
 
     def hypothesis(self, label: str, example: Example, template: str | None = None) -> str | None:
         """The NLI hypothesis of ``label`` for one example (``None`` for the negative label)."""

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
 import taskkit
-from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task
+from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.errors import TaskkitError
+from taskkit.options import read
+from taskkit.zeroshot import ZeroShotOptions
 
 
 class ZeroShotMode(Mode):
+    Options = ZeroShotOptions
     name = "zero-shot"
     description = "classify from label names/descriptions with an NLI or embedding model (no training data)"
     needs_training_data = False
@@ -40,34 +42,30 @@ class ZeroShotMode(Mode):
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
         from taskkit.zeroshot import build
 
+        opts = read(config, ZeroShotOptions)
         predictor = build(task, config)
         names = set(predictor.labels.names)
         for split, examples in (("dev", splits.dev), ("test", splits.test)):
             for e in examples:
+                if ("labels" in e) != bool(config.multi_label) and ("labels" in e or "label" in e):
+                    raise TaskkitError(f"{e.get('_where', split)}: --multi-label needs a 'labels' list in every row, "
+                                       f"this {split} row has one 'label'" if config.multi_label else
+                                       f"{e.get('_where', split)}: this {split} row has a 'labels' list: add "
+                                       f"--multi-label to score each label on its own")
                 for label in e.get("labels") or [e.get("label")]:
-                    if label is not None and label not in names and label != getattr(task, "abstain_label", None):
+                    if label is not None and label not in names and label != task.abstain_label:
                         raise TaskkitError(f"{e.get('_where', split)}: label {label!r} in {split} is not one of the "
                                            f"zero-shot labels ({', '.join(predictor.labels.names)})")
-        predictor.training = {k: predictor.settings[k] for k in ("backend", "nli_model", "encoder")}
-        predictor.training["hypotheses"] = dict(zip(predictor.labels.names, predictor.hypotheses))
-        if _flag(config.options.get("self_train", True)) and not config.multi_label and not predictor.per_example:
+        predictor.training = TrainingRecord(
+            backend=predictor.settings["backend"], nli_model=predictor.settings["nli_model"],
+            encoder=predictor.settings["encoder"], hypotheses=dict(zip(predictor.labels.names, predictor.hypotheses)))
+        if opts.self_train and not config.multi_label and not predictor.per_example:
             pool = [e["text"] for e in (splits.train or splits.dev or splits.test)]
-            limit = int(config.options.get("self_train_texts", 2000))
-            if len(pool) > limit:
-                pool = random.Random(config.seed).sample(pool, limit)
+            if len(pool) > opts.self_train_texts:
+                pool = random.Random(config.seed).sample(pool, opts.self_train_texts)
             if pool:
-                predictor.training["self_training"] = predictor.self_train(pool, float(config.options.get("keep", 0.5)),
-                                                                           config.seed)
+                predictor.training.self_training = predictor.self_train(pool, opts.keep, config.seed)
         return predictor
-
-    def load(self, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-        from taskkit.zeroshot import ZeroShotPredictor
-
-        return ZeroShotPredictor.load(path, task, metadata)
-
-
-def _flag(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no", "off")
 
 
 @taskkit.hookimpl

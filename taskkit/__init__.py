@@ -5,9 +5,10 @@ authors ``hookimpl`` with the contract classes ``Task``, ``Mode`` and ``Predicto
 Importing taskkit never imports torch.
 """
 
-from taskkit.contracts import Example, LabelSpace, Mode, Predictor, RunConfig, Splits, Task
+from taskkit.contracts import Example, LabelSpace, Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.errors import TaskkitError
 from taskkit.hookspecs import hookimpl
+from taskkit.options import ModeOptions, Options, TaskOptions
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,5 @@ def __getattr__(name: str):  # the API module pulls in data readers; load it on 
 
 
 __all__ = ["run", "load", "predict", "zero_shot", "RunResult", "hookimpl", "Task", "Mode", "Predictor", "RunConfig",
-           "Splits", "LabelSpace", "Example", "TaskkitError", "__version__"]
+           "Splits", "LabelSpace", "Example", "TaskkitError", "TrainingRecord", "Options", "TaskOptions", "ModeOptions",
+           "__version__"]

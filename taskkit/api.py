@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 from taskkit import registry
 from taskkit.artifacts import load as load_predictor
 from taskkit.artifacts import save_run
-from taskkit.contracts import RunConfig, Splits
+from taskkit.contracts import RunConfig, Splits, TrainingRecord
 from taskkit.data.splits import load_splits
 from taskkit.errors import Interrupted, TaskkitError
 from taskkit.evaluation import evaluate
+from taskkit.options import Options
 from taskkit.ownership import check_run_folder
 
 if TYPE_CHECKING:
-    from taskkit.contracts import Predictor, Task
+    from taskkit.contracts import Mode, Predictor, Task
 
 DEMO_ROOT = Path(__file__).parent / "demo"
 
@@ -38,14 +39,21 @@ def demo_data(task: "Task") -> Path:
     return folder
 
 
-def make_config(mode_defaults: dict[str, Any], **overrides: Any) -> RunConfig:
-    """RunConfig from the mode's defaults, then the caller's values (``None`` = not given)."""
+def make_config(mode_defaults: dict[str, Any], *, task_obj: "Task | None" = None, mode_obj: "Mode | None" = None,
+                **overrides: Any) -> RunConfig:
+    """RunConfig from the mode's defaults, then the caller's values (``None`` = not given). With
+    ``task_obj`` and ``mode_obj``, ``options`` become their validated :mod:`taskkit.options`."""
     names = {f.name for f in fields(RunConfig)}
     values = {**mode_defaults, **{k: v for k, v in overrides.items() if v is not None}}
     unknown = sorted(set(values) - names)
     if unknown:
         raise TaskkitError(f"unknown run setting(s): {', '.join(unknown)}")
-    return RunConfig(**values).validate()  # ranges of every setting, before any work
+    config = RunConfig(**values).validate()  # ranges of every setting, before any work
+    if task_obj is not None and mode_obj is not None:  # --option keys and types, before any work
+        from taskkit.options import validate
+
+        config.options = validate(task_obj, mode_obj, config.options)
+    return config
 
 
 def run(task: str, mode: str = "full", data: str | Path | None = None, out: str | Path | None = None,
@@ -60,7 +68,7 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
 
     task_obj, mode_obj = registry.get_pair(task, mode)
     where = {"checkpoint_dir": str(Path(out) / checkpoint.FOLDER)} if out is not None else {}
-    config = make_config(mode_obj.defaults, **{**where, **settings})
+    config = make_config(mode_obj.defaults, task_obj=task_obj, mode_obj=mode_obj, **{**where, **settings})
     if out is not None:  # taskkit writes only where it owns, and says so before training
         check_run_folder(out, overwrite)
     config = checkpoint.prepare(config, mode_obj)  # --checkpoint-every / --resume refused before any work
@@ -97,8 +105,11 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
         old_examples = forgetting.pop("_examples")
         forgetting["after"] = _headline(evaluate(predictor, old_examples)[0])
         metrics["old_test"] = forgetting
-    metrics["training"] = predictor.training
+    training = predictor.training
+    metrics["training"] = training.as_dict() if isinstance(training, TrainingRecord) else training
     metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
+    if isinstance(config.options, Options):
+        metrics["config"]["options"] = config.options.model_dump()
     out_path = None
     if out is not None:
         out_path = Path(out)
@@ -118,7 +129,7 @@ def _old_test(task: "Task", config: RunConfig) -> dict[str, Any] | None:
     from taskkit.kernel.resume import continuable_metadata
 
     meta = continuable_metadata(config.init_from, task)  # type: ignore[arg-type]
-    source = meta.get("settings", {}).get("data")
+    source = _run_data(meta) or meta.get("settings", {}).get("data")
     if not source or not (source.startswith("hf:") or Path(source).exists()):
         return None
     old_test = load_splits(task, source, config.replace(shots=None)).test
@@ -126,6 +137,16 @@ def _old_test(task: "Task", config: RunConfig) -> dict[str, Any] | None:
         return None
     before = evaluate(load_predictor(config.init_from), old_test)[0]
     return {"data": source, "before": _headline(before), "_examples": old_test}
+
+
+def _run_data(meta: dict[str, Any]) -> str | None:
+    """The data source of the run that saved a model, from its metrics.json (taskkit.json keeps
+    only the source's last component, no paths of the training machine)."""
+    try:
+        data = json.loads((Path(meta["_path"]) / "metrics.json").read_text(encoding="utf-8")).get("data")
+    except (KeyError, OSError, ValueError, AttributeError):
+        return None
+    return data if isinstance(data, str) else None
 
 
 def load(path: str | Path) -> "Predictor":
@@ -159,7 +180,8 @@ def zero_shot(labels: Any, task: str = "topic", *, backend: str | None = None, t
     options: dict[str, Any] = {"self_train": bool(unlabelled), **({"encoder": encoder} if encoder else {})}
     if threshold is not None:
         options["threshold" if multi_label else "abstain"] = threshold
-    config = make_config(mode_obj.defaults, labels=labels, backend=backend, template=template, model=model,
-                         multi_label=multi_label, options=options, **settings)
+    options.update(settings.pop("options", None) or {})
+    config = make_config(mode_obj.defaults, task_obj=task_obj, mode_obj=mode_obj, labels=labels, backend=backend,
+                         template=template, model=model, multi_label=multi_label, options=options, **settings)
     examples = [{"text": t, "_where": f"unlabelled text {i + 1}"} for i, t in enumerate(unlabelled or [])]
     return mode_obj.fit(task_obj, Splits(train=examples, dev=[], test=[], source="api"), config)

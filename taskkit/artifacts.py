@@ -1,7 +1,9 @@
 """Model folders: layout, owned and atomic writes, and loading any taskkit model by its metadata.
 
-A model folder holds ``taskkit.json`` (task, mode, labels, settings, and ``files``: every file
-taskkit wrote there) beside whatever the mode writes (safetensors weights, tokenizer, config).
+A model folder holds ``taskkit.json`` (task, format, the mode that trained it, labels, settings,
+and ``files``: every file taskkit wrote there) beside whatever the predictor's format writes
+(safetensors weights, tokenizer, config). Loading needs the task and the format
+(:mod:`taskkit.formats`), not the mode.
 A save replaces only what is taskkit's (:mod:`taskkit.ownership`): nothing, an empty folder, or a
 taskkit model folder holding no file taskkit did not write; anything else is refused before any
 work. The new folder is written complete beside the old one and swapped in with one atomic step
@@ -24,16 +26,17 @@ from typing import TYPE_CHECKING, Any
 from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
-    from taskkit.contracts import Predictor
+    from taskkit.contracts import Predictor, Task
 
 METADATA = "taskkit.json"
+#: what ``format`` is when a saver names none: taskkit 0.1.0's layout, loaded by the mode that wrote it
 FORMAT_VERSION = 1
 # the run files save_run asks the save of OUT/model to write into the model folder
 _RUN_FILES: contextvars.ContextVar[tuple[Path, dict[str, str]] | None] = contextvars.ContextVar(
     "taskkit_run_files", default=None)
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], None], metadata: dict[str, Any]) -> Path:
+def write_atomically(path: str | Path, write: Callable[[Path], object], metadata: dict[str, Any]) -> Path:
     """Call ``write(tmp)`` on a fresh sibling folder, add ``taskkit.json``, swap it into ``path``.
 
     Refuses (:class:`TaskkitError`, before writing) a ``path`` that holds anything but a taskkit
@@ -46,6 +49,9 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], metadata: 
     path = given.resolve()
     atomic.recover(path)  # an aside folder of an interrupted fallback save is the model at path
     check_model_path(given if given.name else path)
+    from taskkit.model_card import check_card
+
+    check_card(path)  # a model card the user edited is theirs
     _make_parent(path)
     atomic.clean(path, is_taskkit_folder)
     with atomic.staged(path) as tmp:
@@ -54,6 +60,13 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], metadata: 
         if run is not None and run[0] == path:
             for name, text in run[1].items():
                 (tmp / name).write_text(text, encoding="utf-8")
+        from taskkit.model_card import public_settings, write_card
+
+        if isinstance(metadata.get("settings"), dict):  # no paths of this machine in taskkit.json
+            metadata = {**metadata, "settings": public_settings(metadata["settings"], metadata.get("format"))}
+        card = write_card(tmp, metadata, run[1] if run is not None and run[0] == path else None)  # README.md
+        if card is not None:
+            metadata = {**metadata, "card_sha256": card}
         files = [f for f in atomic.files_under(tmp) if f != METADATA]
         meta = {"format": FORMAT_VERSION, "taskkit_version": __version__, **metadata, "files": files}
         # metadata last: a folder without it is never taken for a model
@@ -135,17 +148,23 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load(path: str | Path) -> Predictor:
-    """Load any taskkit model folder (or a run's output folder) as a predictor."""
-    from taskkit import registry
+def load(path: str | Path, task: Task | None = None) -> Predictor:
+    """Load any taskkit model folder (or a run's output folder) as a predictor.
+
+    Needs the folder's task (``task``, else the installed plugin's of the name ``taskkit.json``
+    gives) and its format (:mod:`taskkit.formats`); the mode that trained it need not be installed.
+    """
+    from taskkit import formats, registry
 
     meta = read_metadata(path)
     where = Path(meta["_path"]) / METADATA
-    for kind, name, table in (("task", meta["task"], registry.tasks()), ("mode", meta["mode"], registry.modes())):
-        if name not in table:  # the plugin that provides it is not installed (or failed to load)
+    if task is None:
+        table = registry.tasks()
+        if meta["task"] not in table:  # the plugin that provides it is not installed (or failed to load)
             known = ", ".join(sorted(table)) or "none installed"
-            raise TaskkitError(f"{where}: unknown {kind} {name!r}: the plugin that provides it is not installed "
-                               f"(known: {known})")
-    task = registry.get_task(meta["task"])
-    mode = registry.get_mode(meta["mode"])
-    return mode.load(Path(meta["_path"]), task, meta)
+            raise TaskkitError(f"{where}: unknown task {meta['task']!r}: the plugin that provides it is not "
+                               f"installed (known: {known})")
+        task = table[meta["task"]][0]
+    elif task.name != meta["task"]:
+        raise TaskkitError(f"{where}: a {meta['task']!r} model, not a {task.name!r} one")
+    return formats.load(Path(meta["_path"]), task, meta)

@@ -10,10 +10,29 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-from taskkit.contracts import Example, Features, Level, LabelSpace, RunConfig, Task
+from pydantic import Field
+
+from taskkit.contracts import (
+    Example,
+    Features,
+    LabelSpace,
+    Level,
+    RunConfig,
+    Task,
+    TaskOptions,
+)
 from taskkit.data.readers import read_records
-from taskkit.data.values import LabelTypes, check_text, has_text, kind_of, label_name, require_text, show_name
+from taskkit.data.values import (
+    LabelTypes,
+    check_text,
+    has_text,
+    kind_of,
+    label_name,
+    require_text,
+    show_name,
+)
 from taskkit.errors import TaskkitError
+from taskkit.options import read
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,8 +40,16 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
+class ClassificationOptions(TaskOptions):
+    threshold: float | None = Field(None, ge=0, le=1, description="decision cut kept with the model (multi-label: "
+                                    "per label; default: tuned on dev)")
+    threshold_metric: str = Field("macro_f1", description="dev metric the multi-label cut is tuned for")
+
+
 class ClassificationTask(Task):
     """One text in, one label (or a set of labels, multi-label) out."""
+
+    Options: ClassVar[type[TaskOptions]] = ClassificationOptions
 
     level: ClassVar[Level] = "sequence"
     primary_metric: ClassVar[str] = "accuracy"
@@ -132,6 +159,11 @@ class ClassificationTask(Task):
 
         return SequenceHead(hidden_size, len(labels), dropout, self.pooling)
 
+    def output_layer(self, head: "torch.nn.Module") -> "torch.nn.Linear | None":
+        from taskkit.kernel.model import SequenceHead
+
+        return head.out if isinstance(head, SequenceHead) else None
+
     def loss(self, labels: LabelSpace) -> Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]:
         from torch import nn
 
@@ -149,14 +181,13 @@ class ClassificationTask(Task):
         names = [labels.names[int(row.argmax())] for row in probabilities]
         if threshold is None:
             return names
-        abstain = getattr(self, "abstain_label", None)  # below the threshold: no label (relation: Other)
+        abstain = self.abstain_label  # below the threshold: no label (relation: Other)
         return [abstain if float(row.max()) < threshold else n for row, n in zip(probabilities, names)]
 
     # --- decision threshold --------------------------------------------------------------
     def fixed_threshold(self, config: RunConfig) -> float | None:
         """A threshold the user set for this task through ``--option`` (none for plain classification)."""
-        value = config.options.get("threshold")
-        return None if value is None else float(value)
+        return read(config, ClassificationOptions).threshold
 
     def choose_threshold(self, predictor: Any, dev: Sequence[Example], labels: LabelSpace,
                          config: RunConfig, probabilities: "np.ndarray | None" = None) -> float | None:
@@ -165,7 +196,7 @@ class ClassificationTask(Task):
         fixed = self.fixed_threshold(config)
         if fixed is not None or not labels.multi_label or not dev:
             return fixed
-        metric = str(config.options.get("threshold_metric", "macro_f1"))
+        metric = read(config, ClassificationOptions).threshold_metric
         if probabilities is None:
             probabilities = predictor.predict_proba(dev)
         gold = self.gold(dev, labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
 import sys
@@ -20,70 +21,79 @@ app = typer.Typer(
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise TaskkitError(f"--option {pair!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    """``--option KEY=VALUE`` pairs, typed by :func:`taskkit.options.parse_pairs` (the one parser)."""
+    from taskkit.options import parse_pairs
+
+    return parse_pairs(pairs)
 
 
-@app.command()
 def run(
     task: str = typer.Argument(..., help="Task name (see `taskkit tasks`)."),
     mode: str = typer.Option("full", help="Learning mode (see `taskkit modes`)."),
     data: Optional[str] = typer.Option(None, help="Folder with train/dev/test files, one file, or hf:NAME[:CONFIG]. "
                                                   "Default: the task's small demo data."),
-    model: Optional[str] = typer.Option(None, help="Packaged name (minilm), local folder or hub id."),
     out: Optional[Path] = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write the run into an --out folder that holds other "
                                    "files too; they are left untouched."),
-    init_from: Optional[str] = typer.Option(None, "--from", help="Continue training this saved model on the new data."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
-    max_length: Optional[int] = typer.Option(None, help="Maximum sub-word tokens per window of text."),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut long texts instead of splitting them into windows."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (runs are reproducible)."),
-    shots: Optional[int] = typer.Option(None, help="Train on N examples per class, sampled with --seed."),
-    patience: Optional[int] = typer.Option(None, help="Epochs without dev improvement before stopping; 0 disables."),
-    metric: Optional[str] = typer.Option(None, help="Dev metric for early stopping (default: the task's)."),
-    weight_decay: Optional[float] = typer.Option(None),
-    warmup_ratio: Optional[float] = typer.Option(None),
-    grad_accum: Optional[int] = typer.Option(None, help="Gradient accumulation steps."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout on the head's input."),
-    precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16."),
-    freeze: Optional[str] = typer.Option(None, help="none | head | top:N."),
-    text_column: Optional[str] = typer.Option(None),
-    label_column: Optional[str] = typer.Option(None),
-    labels: Optional[str] = typer.Option(None, help="zero-shot: labels a,b,c or a JSON/YAML file of label -> description."),
-    template: Optional[str] = typer.Option(None, help='zero-shot: hypothesis with {} for the label.'),
-    backend: Optional[str] = typer.Option(None, help="zero-shot: both (default) | nli | embedding."),
-    multi_label: bool = typer.Option(False, "--multi-label", help="zero-shot: score each label on its own."),
-    option: List[str] = typer.Option([], help="Mode-specific KEY=VALUE, repeatable."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    checkpoint_every: Optional[str] = typer.Option(
-        None, help="Write a checkpoint to OUT/checkpoints every N optimiser steps, or every N epochs as Ne (3e)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT's newest checkpoint."),
+    **settings: Any,
 ) -> None:
     """Train TASK with MODE, early-stop on dev, evaluate on test, save the model and a report."""
     from taskkit import api
     from taskkit.report import print_report
 
-    result = api.run(
-        task, mode, data, out or Path("runs") / f"{task}-{mode}", overwrite=overwrite,
-        model=model, init_from=init_from, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, truncate=truncate or None, seed=seed, shots=shots,
-        patience=patience, metric=metric, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-        grad_accum=grad_accum, dropout=dropout, precision=precision, freeze=freeze, text_column=text_column,
-        label_column=label_column, labels=labels, template=template, backend=backend, multi_label=multi_label or None,
-        options=_parse_options(option) or None, progress=False if quiet else None,
-        checkpoint_every=checkpoint_every, resume=resume or None,
-    )
+    result = api.run(task, mode, data, out or Path("runs") / f"{task}-{mode}", overwrite=overwrite,
+                     **_given_settings(settings))
     print_report(result.metrics, result.out)
+
+
+def _setting_parameters() -> list[inspect.Parameter]:
+    """The options of ``run`` for the :class:`RunConfig` fields the command line offers: names,
+    types, help and defaults come from the fields (``None``: not given, the mode's default applies)."""
+    from dataclasses import fields
+
+    from taskkit.contracts import RunConfig
+    from taskkit.settings import option_name
+
+    params = []
+    for f in fields(RunConfig):
+        cli, help = f.metadata.get("cli", False), f.metadata.get("help")
+        if cli is False:
+            continue
+        names = list(cli) if isinstance(cli, tuple) else [option_name(f.name)]
+        kinds = [k.strip() for k in str(f.type).split("|") if k.strip() != "None"]
+        annotation: Any
+        if f.name == "options":
+            annotation, default = List[str], typer.Option([], *names, help=help)
+        elif kinds == ["bool"]:  # a flag: given means "not the field's default"
+            annotation, default = bool, typer.Option(False, *names, help=help)
+        else:
+            kind = {"int": int, "float": float}.get(kinds[0]) if len(kinds) == 1 else None
+            annotation, default = Optional[kind or str], typer.Option(None, *names, help=help)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return params
+
+
+def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """RunConfig values from ``run``'s options: flags not given and options not given are left out."""
+    from dataclasses import fields
+
+    from taskkit.contracts import RunConfig
+
+    defaults = {f.name: f.default for f in fields(RunConfig)}
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "options":
+            value = _parse_options(value) or None
+        elif isinstance(value, bool):
+            value = (not defaults[name]) if value else None
+        if value is not None:
+            given[name] = value
+    return given
+
+
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [p for p in inspect.signature(run).parameters.values() if p.kind is not p.VAR_KEYWORD] + _setting_parameters())
+app.command()(run)
 
 
 @app.command()
@@ -139,6 +149,53 @@ def modes() -> None:
     for name, (mode, plugin) in sorted(registry.modes().items()):
         able = [t for t, (task, _) in sorted(registry.tasks().items()) if mode.supports(task)]
         typer.echo(f"{name}\ttasks: {', '.join(able) or '-'}\t({plugin}) {mode.description}")
+
+
+@app.command()
+def options(
+    task: str = typer.Argument(..., help="Task name (see `taskkit tasks`)."),
+    mode: str = typer.Option("full", help="Learning mode (see `taskkit modes`)."),
+) -> None:
+    """List the --option settings of TASK and MODE (type, default, help), then the run settings."""
+    from taskkit import registry
+    from taskkit.options import render
+
+    task_obj, mode_obj = registry.get_pair(task, mode)
+    for line in render(task_obj, mode_obj):
+        typer.echo(line)
+
+
+@app.command()
+def serve(
+    model_dirs: list[Path] = typer.Argument(..., help="Model (or run) folders; each is served under its folder's name."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    max_batch: int = typer.Option(64, help="Most inputs per micro-batch."),
+    max_wait_ms: float = typer.Option(5.0, help="Longest wait for a micro-batch to fill, in milliseconds."),
+    api_key: str | None = typer.Option(None, envvar="TASKKIT_API_KEY", show_envvar=True,
+                                      help="Require 'Authorization: Bearer KEY' on every route but /healthz, /readyz."),
+    max_text_chars: int = typer.Option(10_000, help="Longest text a request may send (413 beyond)."),
+    max_inputs: int = typer.Option(256, help="Most inputs one request may send (413 beyond)."),
+) -> None:
+    """Serve models over HTTP (FastAPI + uvicorn, micro-batched) until SIGTERM / Ctrl-C."""
+    from taskkit.serve.server import serve as run_server
+
+    run_server(model_dirs, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key,
+               max_text_chars=max_text_chars, max_inputs=max_inputs)
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="A model folder (or a run's output folder)."),
+    out: Path = typer.Argument(..., help="The exported model folder (new, empty, or a taskkit model folder)."),
+    format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: dynamic int8 weights (onnxruntime)."),
+) -> None:
+    """Export a model to ONNX: a model folder `taskkit predict` runs with onnxruntime, without torch."""
+    from taskkit.export import export_model
+
+    path = export_model(model_dir, out, format, quantize)
+    typer.echo(f"exported {model_dir} to {path} ({format}{', ' + quantize if quantize else ''})")
 
 
 def _add_plugin_commands() -> None:

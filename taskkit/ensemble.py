@@ -7,8 +7,9 @@ Saved as one model folder holding each member's own folder under ``members/``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from taskkit.contracts import Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 class EnsemblePredictor(Predictor):
     threshold = SavedThreshold()  # type: ignore[assignment]
+    format = "ensemble.v1"
 
     def __init__(self, members: Sequence[Predictor], weights: Sequence[float], mode: str,
                  settings: dict[str, Any] | None = None) -> None:
@@ -32,15 +34,13 @@ class EnsemblePredictor(Predictor):
         self.task, self.labels, self.mode = first.task, first.labels, mode
         self.settings = dict(settings or {})
 
-    def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
+    def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
         total = sum(self.weights)
-        out = None
+        parts = []
         for member, weight in zip(self.members, self.weights):
-            proba = member.predict_proba(inputs)
             order = [member.labels.names.index(n) for n in self.labels.names]  # align the columns
-            part = proba[:, order] * (weight / total)
-            out = part if out is None else out + part
-        return out
+            parts.append(member.predict_proba(inputs)[:, order] * (weight / total))
+        return sum(parts[1:], parts[0])  # members: at least one (checked in __init__)
 
     def save(self, path: str | Path) -> Path:
         from taskkit.artifacts import write_atomically
@@ -49,20 +49,23 @@ class EnsemblePredictor(Predictor):
             for i, member in enumerate(self.members):
                 member.save(folder / "members" / str(i))
 
-        meta = {"task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
+        meta = {"format": self.format, "task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
                 "multi_label": self.labels.multi_label, "ensemble": {"weights": self.weights},
                 "settings": self.settings}
         return write_atomically(path, write, meta)
 
     @classmethod
-    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "EnsemblePredictor":
-        from taskkit.artifacts import load
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> EnsemblePredictor:
+        from taskkit.artifacts import load, read_metadata
         from taskkit.folder_checks import inside
 
         weights = metadata["ensemble"]["weights"]  # checked: a non-empty list of numbers
-        members = [load(inside(path, f"members/{i}", "ensemble member")) for i in range(len(weights))]
-        for i, member in enumerate(members):
-            if member.task.name != task.name or set(member.labels.names) != set(metadata["labels"]):
-                raise TaskkitError(f"{path}: ensemble member {i} is a {member.task.name!r} model of labels "
-                                   f"{list(member.labels.names)!r:.80}, not what taskkit.json names")
+        members = []
+        for i in range(len(weights)):
+            folder = inside(path, f"members/{i}", "ensemble member")
+            meta = read_metadata(folder)
+            if meta["task"] != task.name or set(meta["labels"]) != set(metadata["labels"]):
+                raise TaskkitError(f"{path}: ensemble member {i} is a {meta['task']!r} model of labels "
+                                   f"{list(meta['labels'])!r:.80}, not what taskkit.json names")
+            members.append(load(folder, task))  # in its own format, of the ensemble's task: no other plugin
         return cls(members, weights, metadata["mode"], metadata.get("settings"))

@@ -25,7 +25,7 @@ SAFETENSORS = "model.safetensors"
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
 #: field -> (types, description); ``None`` in types means the field may be absent
 _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "format": ((int,), True), "task": ((str,), True), "mode": ((str,), True), "labels": ((list,), True),
+    "format": ((str, int), True), "task": ((str,), True), "mode": ((str,), True), "labels": ((list,), True),
     "multi_label": ((bool,), False), "settings": ((dict,), False), "delta": ((str,), False),
     "descriptions": ((dict,), False), "ensemble": ((dict,), False),
 }
@@ -45,11 +45,7 @@ def check_metadata(meta: Any, meta_file: Path, supported: int) -> None:
         value = meta[key]
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
             raise TaskkitError(f"{meta_file}: field {key!r} must be {_TYPE_NAMES[types[0]]}, not {value!r:.60}")
-    if meta["format"] > supported:
-        raise TaskkitError(f"{meta_file}: written by a newer taskkit (format {meta['format']}, this taskkit reads "
-                           f"up to {supported}); upgrade taskkit to load it")
-    if meta["format"] < 1:
-        raise TaskkitError(f"{meta_file}: unknown format {meta['format']}")
+    _check_format(meta["format"], meta_file, supported)
     for key in ("task", "mode"):
         if not meta[key].strip():
             raise TaskkitError(f"{meta_file}: field {key!r} is empty")
@@ -69,6 +65,23 @@ def check_metadata(meta: Any, meta_file: Path, supported: int) -> None:
                                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
                                           for w in weights) or not sum(weights) > 0):
         raise TaskkitError(f"{meta_file}: field 'ensemble.weights' must be a non-empty list of non-negative numbers")
+
+
+def _check_format(value: str | int, meta_file: Path, supported: int) -> None:
+    """A format string ``NAME.vN`` (whether it is installed is checked on load), or taskkit 0.1.0's
+    int version (1)."""
+    from taskkit.formats import parse
+
+    if isinstance(value, str):
+        if parse(value) is None:
+            raise TaskkitError(f"{meta_file}: field 'format' must name a format as NAME.vN (like 'torch.v1'), "
+                               f"not {value!r:.60}")
+        return
+    if value > supported:
+        raise TaskkitError(f"{meta_file}: written by a newer taskkit (format {value}, this taskkit reads "
+                           f"up to {supported}); upgrade taskkit to load it")
+    if value < 1:
+        raise TaskkitError(f"{meta_file}: unknown format {value}")
 
 
 def inside(folder: Path, name: str, field: str) -> Path:

@@ -12,14 +12,15 @@ plugins work on. So is a hook name not defined here (a typo) or an argument a ho
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     import typer
 
-    from taskkit.contracts import Mode, Task
+    from taskkit.contracts import Mode, Predictor, Task
 
 hookspec = pluggy.HookspecMarker("taskkit")
 hookimpl = pluggy.HookimplMarker("taskkit")
@@ -38,6 +39,19 @@ def register_modes(register: Callable[[Mode], None]) -> None:
     """Call ``register(mode)`` for each learning :class:`~taskkit.contracts.Mode` this plugin provides.
 
     :param register: adds one mode instance; a name already taken by another plugin is an error.
+    """
+
+
+@hookspec
+def register_formats(register: Callable[[str, Callable[[Path, Task, dict[str, Any]], Predictor]], None]) -> None:
+    """Call ``register(name, loader)`` for each model-folder format this plugin reads.
+
+    :param register: adds one format: ``name`` is ``NAME.vN`` (``"tfidf.v1"``), the string a
+        predictor writes as ``format`` in its ``taskkit.json``; ``loader(path, task, metadata)``
+        rebuilds that predictor (import heavy libraries inside it). A folder loads with its task's
+        plugin and its format's plugin installed, whatever mode trained it. A name taken by another
+        plugin (or the core: ``torch.v1``, ``adapter.v1``, ``embedding-head.v1``, ``ensemble.v1``,
+        ``zero-shot.v1``) is an error.
     """
 
 

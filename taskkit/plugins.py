@@ -8,6 +8,10 @@ A faulty plugin never takes the others down: an exception or ``SystemExit`` whil
 a hook name taskkit does not define, a hook with a wrong signature, or a failing hook is a
 :class:`PluginLoadWarning` naming the plugin, and the plugin is left out. Two distributions
 declaring one entry-point name is an error naming both.
+
+One :class:`Host` owns the plugin manager and every table built from the register hooks (tasks and
+modes in :mod:`taskkit.registry`, formats in :mod:`taskkit.formats`); those modules ask it for
+their tables, and :func:`reset` forgets them all at once, so this module imports neither.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ if TYPE_CHECKING:
 GROUP = "taskkit"
 ENV_LOAD = "TASKKIT_LOAD_PLUGINS"
 
-_pm: pluggy.PluginManager | None = None
 #: the commands each plugin added to a CLI app: app id -> (plugin manager, plugin name -> commands)
 _commands: dict[int, tuple[pluggy.PluginManager, dict[str, list[Any]]]] = {}
 
@@ -138,24 +141,49 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     pm.check_pending()  # only the plugins that passed the check above are registered
 
 
+class Host:
+    """The plugin manager (entry points loaded on first use) and the tables built from its
+    register hooks, each built once on first use: ``table(kind, build)``."""
+
+    def __init__(self) -> None:
+        self._pm: pluggy.PluginManager | None = None
+        self._tables: dict[str, dict[str, Any]] = {}
+
+    def plugin_manager(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            pm = pluggy.PluginManager(GROUP)
+            pm.add_hookspecs(hookspecs)
+            _load_entry_points(pm)
+            self._pm = pm
+        return self._pm
+
+    def table(self, kind: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The table of ``kind`` (``"task"``, ``"mode"``, ``"format"``), built by ``build()`` once."""
+        if kind not in self._tables:
+            self._tables[kind] = build()
+        return self._tables[kind]
+
+    def forget_tables(self) -> None:
+        """Build the tables again on next use (after a plugin was registered or removed in-process)."""
+        self._tables.clear()
+
+    def reset(self) -> None:
+        self._pm = None
+        self._tables.clear()
+
+
+#: the process's one host
+HOST = Host()
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, loading entry points on first use."""
-    global _pm
-    if _pm is None:
-        pm = pluggy.PluginManager(GROUP)
-        pm.add_hookspecs(hookspecs)
-        _load_entry_points(pm)
-        _pm = pm
-    return _pm
+    return HOST.plugin_manager()
 
 
 def reset() -> None:
-    """Forget loaded plugins (tests, or after installing a plugin in-process)."""
-    global _pm
-    _pm = None
-    from taskkit import registry
-
-    registry.clear()
+    """Forget loaded plugins and their tables (tests, or after installing a plugin in-process)."""
+    HOST.reset()
 
 
 def plugin_names() -> list[tuple[str, str]]:

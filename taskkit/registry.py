@@ -9,15 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from taskkit.errors import TaskkitError
-from taskkit.plugins import call_each
+from taskkit.plugins import HOST, call_each
 
 if TYPE_CHECKING:
     from taskkit.contracts import Mode, Task
 
 T = TypeVar("T")
-
-_tasks: dict[str, tuple[Task, str]] | None = None
-_modes: dict[str, tuple[Mode, str]] | None = None
 
 
 class RegistrationError(TaskkitError):
@@ -29,8 +26,8 @@ class DuplicateNameError(RegistrationError):
 
 
 def clear() -> None:
-    global _tasks, _modes
-    _tasks = _modes = None
+    """Build the tables (tasks, modes, formats) again on next use."""
+    HOST.forget_tables()
 
 
 def _collect(hook_name: str, kind: str) -> dict[str, tuple[object, str]]:
@@ -63,18 +60,12 @@ def _collect(hook_name: str, kind: str) -> dict[str, tuple[object, str]]:
 
 def tasks() -> dict[str, tuple[Task, str]]:
     """name -> (task, plugin name)."""
-    global _tasks
-    if _tasks is None:
-        _tasks = _collect("register_tasks", "task")  # type: ignore[assignment]
-    return _tasks  # type: ignore[return-value]
+    return HOST.table("task", lambda: _collect("register_tasks", "task"))
 
 
 def modes() -> dict[str, tuple[Mode, str]]:
     """name -> (mode, plugin name)."""
-    global _modes
-    if _modes is None:
-        _modes = _collect("register_modes", "mode")  # type: ignore[assignment]
-    return _modes  # type: ignore[return-value]
+    return HOST.table("mode", lambda: _collect("register_modes", "mode"))
 
 
 def _lookup(table: dict[str, tuple[T, str]], name: str, kind: str) -> T:

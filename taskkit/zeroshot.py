@@ -12,24 +12,51 @@ confident ones and fits a logistic regression on their embeddings: no gold label
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from taskkit.contracts import LabelSpace, Predictor, RunConfig, SavedThreshold, Task
+from pydantic import Field
+
+from taskkit.contracts import (
+    LabelSpace,
+    ModeOptions,
+    Predictor,
+    RunConfig,
+    SavedThreshold,
+    Task,
+)
 from taskkit.errors import TaskkitError
+from taskkit.options import read
 
 if TYPE_CHECKING:
     import numpy as np
 
 BACKENDS = ("nli", "embedding", "both")  # both: the average of the two backends' probabilities
 DEFAULT_BACKEND = "both"
+
+
+class ZeroShotOptions(ModeOptions):
+    """The zero-shot mode's ``--option`` settings (also what :func:`build` reads)."""
+
+    threshold: float | None = Field(None, ge=0, le=1, description="multi-label: the per-label cut (default 0.5)")
+    abstain: float | None = Field(None, ge=0, le=1, description="single-label: no label (intent: oos) when the top "
+                                  "probability is lower")
+    self_train: bool = Field(True, description="fit a logistic regression on the confident predictions of "
+                             "unlabelled texts")
+    self_train_texts: int = Field(2000, ge=1, description="at most this many unlabelled texts (sampled) self-train")
+    keep: float = Field(0.5, gt=0, le=1, description="self-training: share of the most confident texts kept")
+    self_train_weight: float = Field(0.5, ge=0, le=1, description="self-trained classifier's share in the average")
+    encoder: str | None = Field(None, description="sentence-transformers model of the embedding backend and of "
+                                "self-training (default: minilm)")
+    nli_model: str | None = Field(None, description="NLI cross-encoder (default: taskkit's shipped nli-minilm)")
 SELF_TRAIN_FILE = "self_train.safetensors"
 TEMPERATURE = 0.05  # cosine -> softmax for the embedding backend: cosines of a good match differ by ~0.1
 
 
 def fills_hypotheses(task: Task) -> bool:
     """Whether ``task`` fills its label hypotheses per example (relation: the two entities)."""
-    return callable(getattr(task, "hypothesis", None))
+    return task.fills_hypotheses_per_example
 
 
 def parse_labels(spec: Any) -> dict[str, str | None]:
@@ -74,13 +101,13 @@ def _read_label_file(path: Path) -> Any:
     if not path.is_file():
         raise TaskkitError(f"{path}: no such labels file")
     text = path.read_text(encoding="utf-8")
+    import yaml
+
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        import yaml
-
         return yaml.safe_load(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TaskkitError(f"{path}: not a valid labels file ({first})") from None
 
@@ -98,6 +125,8 @@ def check_template(template: str) -> None:
 class ZeroShotPredictor(Predictor):
     """Scores label hypotheses with a backend; optionally a self-trained classifier on top."""
 
+    format = "zero-shot.v1"
+
     def __init__(self, task: Task, labels: dict[str, str | None], settings: dict[str, Any]) -> None:
         self.task, self.descriptions = task, dict(labels)
         self.settings = dict(settings)
@@ -114,8 +143,8 @@ class ZeroShotPredictor(Predictor):
             raise TaskkitError(f"zero-shot {task.name} needs the nli backend and single-label mode")
         self._scorer: Any = None
         self._encoder: Any = None
-        self._label_vectors: "np.ndarray | None" = None
-        self.head: tuple["np.ndarray", "np.ndarray"] | None = None  # self-trained (coef, intercept)
+        self._label_vectors: np.ndarray | None = None
+        self.head: tuple[np.ndarray, np.ndarray] | None = None  # self-trained (coef, intercept)
 
     # abstain below this top probability (single-label); the cut per label (multi-label)
     threshold = SavedThreshold()  # type: ignore[assignment]
@@ -142,7 +171,7 @@ class ZeroShotPredictor(Predictor):
     def texts(self, inputs: Sequence[Any]) -> list[str]:
         return [self.task.as_example(x)["text"] for x in inputs]
 
-    def zero_shot_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
+    def zero_shot_proba(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
         from taskkit.kernel.zero_shot import sigmoid, softmax
 
         backend = self.settings["backend"]
@@ -159,7 +188,7 @@ class ZeroShotPredictor(Predictor):
             embedding = softmax(cos / TEMPERATURE)
         return embedding if nli is None else (nli + embedding) / 2
 
-    def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
+    def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
         import numpy as np
 
         if self.per_example and len(inputs):
@@ -174,12 +203,12 @@ class ZeroShotPredictor(Predictor):
             proba = alpha * _logistic_proba(vectors, *self.head) + (1 - alpha) * proba
         return proba.astype(np.float32)
 
-    def per_example_proba(self, examples: Sequence[Any]) -> "np.ndarray":
+    def per_example_proba(self, examples: Sequence[Any]) -> np.ndarray:
         """Each label's hypothesis filled in per example; the task's negative label (relation:
         ``Other``) takes the probability that none is entailed."""
         import numpy as np
 
-        names, negative = self.labels.names, getattr(self.task, "negative_label", None)
+        names, negative = self.labels.names, self.task.negative_label
         positive = [j for j, name in enumerate(names) if name != negative]
         hyps = [[self.task.hypothesis(names[j], e, self.descriptions.get(names[j])) for j in positive] for e in examples]
         scores = self.scorer().relation_probabilities([e["text"] for e in examples], hyps)
@@ -191,7 +220,7 @@ class ZeroShotPredictor(Predictor):
 
     # --- self-training -------------------------------------------------------------------
     def self_train(self, texts: Sequence[str], keep: float = 0.5, seed: int = 42, *,
-                   proba: "np.ndarray | None" = None, vectors: "np.ndarray | None" = None) -> dict[str, Any]:
+                   proba: np.ndarray | None = None, vectors: np.ndarray | None = None) -> dict[str, Any]:
         """Fit a logistic regression on the most confident zero-shot predictions over ``texts``.
 
         Per label, the ``keep`` most confident share of the texts predicted as that label; each
@@ -237,13 +266,13 @@ class ZeroShotPredictor(Predictor):
                 save_file({"coef": torch.from_numpy(self.head[0]), "intercept": torch.from_numpy(self.head[1])},
                           str(folder / SELF_TRAIN_FILE))
 
-        meta = {"task": self.task.name, "mode": "zero-shot", "labels": list(self.labels.names),
+        meta = {"format": self.format, "task": self.task.name, "mode": "zero-shot", "labels": list(self.labels.names),
                 "multi_label": self.labels.multi_label, "descriptions": self.descriptions,
                 "settings": {**self.settings, "self_trained": self.head is not None}}
         return write_atomically(path, write, meta)
 
     @classmethod
-    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "ZeroShotPredictor":
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> ZeroShotPredictor:
         from taskkit.folder_checks import inside, read_header
 
         settings = dict(metadata.get("settings", {}))
@@ -272,7 +301,7 @@ class ZeroShotPredictor(Predictor):
         return predictor
 
 
-def _logistic_proba(x: "np.ndarray", coef: "np.ndarray", intercept: "np.ndarray") -> "np.ndarray":
+def _logistic_proba(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     from taskkit.kernel.zero_shot import softmax
 
     return softmax(x @ coef.T + intercept)
@@ -287,30 +316,17 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     labels = parse_labels(config.labels)
     # a name without a description takes the task's own, where it has one
     labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
-    negative = getattr(task, "negative_label", None)
+    negative = task.negative_label
     if fills_hypotheses(task) and negative and negative not in labels:
         labels[negative] = None  # relation: Other takes "no verbalisation entailed", given or not
     backend = config.backend or ("nli" if fills_hypotheses(task) else DEFAULT_BACKEND)
-    options = config.options
+    opts = read(config, ZeroShotOptions)
     given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model
-    nli_model = (given if backend != "embedding" else None) or options.get("nli_model", DEFAULT_NLI)
-    encoder = (given if backend == "embedding" else None) or options.get("encoder", DEFAULT_EMBEDDING)
+    nli_model = (given if backend != "embedding" else None) or opts.nli_model or DEFAULT_NLI
+    encoder = (given if backend == "embedding" else None) or opts.encoder or DEFAULT_EMBEDDING
     settings = {"backend": backend, "nli_model": nli_model, "encoder": encoder, "template": config.template or task.hypothesis_template,
                 "multi_label": bool(config.multi_label), "precision": config.precision,
                 "eval_batch_size": config.eval_batch_size, "max_length": config.max_length,
-                "threshold": _number(options, "abstain" if not config.multi_label else "threshold"),
-                "self_train_weight": float(options.get("self_train_weight", 0.5))}
+                "threshold": opts.threshold if config.multi_label else opts.abstain,
+                "self_train_weight": opts.self_train_weight}
     return ZeroShotPredictor(task, labels, settings)
-
-
-def _number(options: dict[str, Any], key: str) -> float | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    try:
-        cut = float(value)
-    except (TypeError, ValueError):
-        cut = -1.0
-    if not 0.0 <= cut <= 1.0:
-        raise TaskkitError(f"--option {key}={value!r}: expected a number between 0 and 1")
-    return cut

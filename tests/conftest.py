@@ -44,6 +44,32 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def pip_install(sources: Path | list[Path], work: Path) -> Path:
+    """``pip install --target WORK/site`` copies of the distributions in ``sources`` (each folder with
+    its own pyproject.toml; copied so the build leaves nothing in the repo); returns the site folder,
+    for ``PYTHONPATH`` (:func:`plugin_env`)."""
+    copies = []
+    for source in [sources] if isinstance(sources, Path) else sources:
+        copies.append(work / source.name)
+        shutil.copytree(source, copies[-1], ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = work / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--quiet", "--target", str(target), *map(str, copies)],
+        check=False, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return target
+
+
+def plugin_env(*sites: Path, **extra: str) -> dict[str, str]:
+    """:func:`subprocess_env` with pip-installed ``sites`` first on ``PYTHONPATH``."""
+    paths = [str(s) for s in sites]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return subprocess_env(PYTHONPATH=os.pathsep.join(paths), **extra)
+
+
 @pytest.fixture(scope="session")
 def run_taskkit() -> Callable[..., subprocess.CompletedProcess]:
     """Run ``taskkit ARGS...`` in a new process; returns the completed process (text output)."""

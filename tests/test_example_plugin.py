@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TESTS, subprocess_env
+from conftest import TESTS, pip_install, plugin_env
 
 
-def _pip_install(source: Path, work: Path) -> Path:
-    """``pip install --target`` a copy of ``source`` (so the build leaves nothing in the repo)."""
-    copy = work / source.name
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = work / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", "--target", str(target), str(copy)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return target
+_pip_install = pip_install
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +23,7 @@ def broken_site(tmp_path_factory) -> Path:
     return _pip_install(TESTS / "broken_plugin", tmp_path_factory.mktemp("broken-plugin"))
 
 
-def _env(*sites: Path, **extra: str) -> dict[str, str]:
-    paths = [str(s) for s in sites]
-    if os.environ.get("PYTHONPATH"):
-        paths.append(os.environ["PYTHONPATH"])
-    return subprocess_env(PYTHONPATH=os.pathsep.join(paths), **extra)
+_env = plugin_env
 
 
 @pytest.fixture(scope="session")

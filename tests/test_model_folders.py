@@ -105,7 +105,7 @@ def test_newer_format_version(folder, capsys):
     ({"labels": ...}, "missing field 'labels'"),
     ({"task": ...}, "missing field 'task'"),
     ({"format": ...}, "missing field 'format'"),
-    ({"format": "1"}, "field 'format' must be an integer"),
+    ({"format": "1"}, "field 'format' must name a format as NAME.vN"),
     ({"labels": "negative,positive"}, "field 'labels' must be a list"),
     ({"labels": []}, "field 'labels' is empty"),
     ({"labels": ["negative", "negative"]}, "label 'negative' appears twice"),

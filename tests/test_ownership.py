@@ -224,7 +224,7 @@ def test_a_model_folder_saved_before_the_file_list_is_judged_by_taskkits_names(t
 
     legacy = tmp_path / "legacy"
     shutil.copytree(trained_run.out / "model", legacy)
-    for name in ("metrics.json", "predictions.jsonl"):  # not in model folders of that time
+    for name in ("metrics.json", "predictions.jsonl", "README.md"):  # not in model folders of that time
         (legacy / name).unlink()
     meta = json.loads((legacy / "taskkit.json").read_text())
     del meta["files"]
@@ -233,7 +233,7 @@ def test_a_model_folder_saved_before_the_file_list_is_judged_by_taskkits_names(t
     trained_run.predictor.save(legacy)
     assert "files" in json.loads((legacy / "taskkit.json").read_text())
     (legacy / "taskkit.json").write_text(json.dumps(meta))  # again without the list
-    for name in ("metrics.json", "predictions.jsonl"):
+    for name in ("metrics.json", "predictions.jsonl", "README.md"):
         (legacy / name).unlink(missing_ok=True)
     (legacy / "notes.md").write_text("mine\n")
     with pytest.raises(TaskkitError, match=r"did not write \(notes.md\)"):

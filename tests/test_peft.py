@@ -26,7 +26,7 @@ def lora_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_lora_trains_few_parameters_and_saves_only_the_adapter(lora_run):
     training = lora_run.predictor.training
-    assert 0 < training["trainable_parameters"] < training["total_parameters"]
+    assert 0 < training.trainable_parameters < training.total_parameters
     assert lora_run.metrics["config"]["lr"] == 5e-4  # the mode's default, not full fine-tuning's
     folder = lora_run.out / "model"
     assert (folder / "adapter" / "adapter_model.safetensors").is_file()
@@ -57,7 +57,7 @@ def test_merged_adapter_predicts_the_same(lora_run, tmp_path, run_taskkit):
 def test_ia3_method(tiny_model, tmp_path):
     result = api.run("sentiment", "peft", DEMO, tmp_path, model=str(tiny_model), epochs=1, max_length=32,
                      options={"method": "ia3"}, progress=False)
-    assert result.predictor.training["trainable_share"] < 0.05
+    assert result.predictor.training.trainable_share < 0.05
     np.testing.assert_array_equal(api.load(tmp_path).predict_proba(TEXTS), result.predictor.predict_proba(TEXTS))
 
 

@@ -36,7 +36,7 @@ def test_model_folder_layout(trained_run):
     assert meta["task"] == "sentiment" and meta["mode"] == "full"
     assert meta["labels"] == ["negative", "positive"] and meta["multi_label"] is False
     assert meta["settings"]["max_length"] == 64
-    assert meta["format"] == 1 and meta["taskkit_version"]
+    assert meta["format"] == "torch.v1" and meta["taskkit_version"]  # the format, apart from the mode
     assert _leftovers(trained_run.out) == []
 
 

@@ -148,7 +148,7 @@ def test_self_training_fits_a_head_and_survives_save_and_load(tiny_nli, tiny_enc
     pool = [f"{t} number {i}" for i in range(6) for t in TEXTS]
     clf = _clf(tiny_nli, tiny_encoder, unlabelled=pool)
     assert clf.head is not None
-    assert clf.training["self_training"]["unlabelled_texts"] == len(pool)
+    assert clf.training.self_training["unlabelled_texts"] == len(pool)
     before = clf.predict_proba(TEXTS)
     clf.save(tmp_path / "zs")
     again = taskkit.load(tmp_path / "zs")

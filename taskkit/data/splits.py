@@ -11,10 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskkit.contracts import Example, Splits
+from taskkit.contracts import Example, ModeOptions, Splits
 from taskkit.data.readers import FORMATS
 from taskkit.data.sampling import classes_of, sample_per_class
 from taskkit.errors import TaskkitError
+from taskkit.options import read as read_options
 
 if TYPE_CHECKING:
     from taskkit.contracts import RunConfig, Task
@@ -109,9 +110,7 @@ def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
     shots = config.shots
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise TaskkitError(f"--shots must be a whole number of examples per class, at least 1, got {shots!r}")
-    allow = config.options.get("allow_fewer", False)
-    if not isinstance(allow, bool):
-        raise TaskkitError(f"--option allow_fewer={allow}: expected true or false")
+    allow = read_options(config, ModeOptions).allow_fewer
     parts: dict[str, list[Example]] = {}
     if spec.startswith("hf:"):
         parts = _hf_splits(spec, task, config)

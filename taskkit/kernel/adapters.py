@@ -79,6 +79,8 @@ def add_adapter(model: TaskModel, options: dict[str, Any]) -> None:
 class AdapterPredictor(TorchPredictor):
     """A :class:`TorchPredictor` whose body is a peft model; saves adapter + head, not the base."""
 
+    format = "adapter.v1"
+
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save_file
 

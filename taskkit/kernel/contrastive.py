@@ -9,26 +9,23 @@ its label's description, which is what the zero-shot prior relies on.
 
 from __future__ import annotations
 
-import copy
 import random
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from taskkit.kernel.batching import collate
-from taskkit.kernel.device import autocast, default_device, resolve_precision
 from taskkit.kernel.infer import predict_logits, stack
 from taskkit.kernel.model import mean_pool
+from taskkit.kernel.train import TrainResult
 
 if TYPE_CHECKING:
-    from taskkit.contracts import LabelSpace, Task
+    from taskkit.contracts import LabelSpace, RunConfig, Task
 
 
-def label_prompts(task: "Task", labels: "LabelSpace", descriptions: dict[str, str] | None = None) -> list[str]:
+def label_prompts(task: Task, labels: LabelSpace, descriptions: dict[str, str] | None = None) -> list[str]:
     """One text per label: the task's description of it, else its name with ``_`` as spaces."""
     known = {**task.label_descriptions, **(descriptions or {})}
     return [known.get(name) or name.replace("_", " ").replace("/", " and ") for name in labels.names]
@@ -63,17 +60,29 @@ class EmbeddingHead(nn.Module):
 
 def embed(body: nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int, precision: str = "auto",
           batch_size: int = 128) -> np.ndarray:
-    """Normalised embeddings of ``texts`` (length-sorted batches, bf16 where the machine has it)."""
+    """Embeddings of ``texts`` (length-sorted batches, bf16 where the machine has it).
+
+    A text longer than ``max_length`` tokens is embedded in overlapping windows (a quarter of
+    ``max_length`` apart, as the full mode reads it) and its row is the mean of the windows'
+    normalised embeddings - what a linear head on these rows gives as the mean of the windows'
+    logits, as the predictor does. Nothing is cut; a one-window text's row has norm 1.
+    """
     if not texts:
-        return np.zeros((0, body.config.hidden_size), dtype=np.float32)
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
-    features = [{k: encoded[k][i] for k in encoded.keys()} for i in range(len(texts))]
+        return np.zeros((0, int(body.config.hidden_size)), dtype=np.float32)  # type: ignore[union-attr,arg-type]
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, stride=max_length // 4,
+                        return_overflowing_tokens=True)
+    owners = encoded.pop("overflow_to_sample_mapping", None) or list(range(len(texts)))
+    features = [{k: encoded[k][i] for k in encoded} for i in range(len(owners))]
     pooler = Pooler(body)
     was_training = body.training
-    rows = predict_logits(pooler, features, tokenizer.pad_token_id, batch_size, precision,
-                          device=next(body.parameters()).device)
+    rows = stack(predict_logits(pooler, features, tokenizer.pad_token_id, batch_size, precision,
+                                device=next(body.parameters()).device))
     body.train(was_training)
-    return stack(rows)
+    if len(owners) == len(texts):
+        return rows
+    sums = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+    np.add.at(sums, np.asarray(owners), rows)
+    return sums / np.bincount(owners, minlength=len(texts))[:, None].astype(np.float32)
 
 
 def pair_targets(targets: torch.Tensor) -> torch.Tensor:
@@ -94,15 +103,6 @@ def pair_loss(emb: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     err = (cos - goal) ** 2
     parts = [err[m].mean() for m in (positive, negative) if m.any()]
     return torch.stack(parts).mean() if parts else cos.sum() * 0.0
-
-
-@dataclass
-class ContrastiveResult:
-    steps_run: int = 0
-    best_step: int = 0
-    stopped_early: bool = False
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def class_balanced_batches(targets: np.ndarray, batch_size: int, steps: int, rng: random.Random,
@@ -126,83 +126,51 @@ def class_balanced_batches(targets: np.ndarray, batch_size: int, steps: int, rng
 
 
 def contrastive_train(
-    body: nn.Module, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, *, steps: int, batch_size: int,
-    lr: float, max_length: int, precision: str = "auto", seed: int = 42, weight_decay: float = 0.01,
-    warmup_ratio: float = 0.1, max_grad_norm: float = 1.0,
-    dev: tuple[Sequence[str], np.ndarray] | None = None, eval_every: int = 10, patience: int = 3,
+    body: nn.Module, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, config: RunConfig, *, steps: int,
+    lr: float, dev: tuple[Sequence[str], np.ndarray] | None = None, eval_every: int = 10,
     freeze_embeddings: bool = True,
-) -> ContrastiveResult:
+) -> TrainResult:
     """Train ``body`` in place so that texts of one class embed close together, others apart.
 
-    ``targets`` are multi-hot rows (one-hot for single-label data, label prompts included as rows).
-    With ``dev``, the pair loss on dev is checked every ``eval_every`` steps; training stops after
-    ``patience`` checks without improvement and the best body weights are restored.
-    """
-    from accelerate.utils import set_seed
-    from transformers import get_linear_schedule_with_warmup
+    The kernel's one training loop (:func:`taskkit.kernel.train.train`) runs it: the pair loss on
+    the pooled embeddings, ``steps`` class-balanced batches of ``config.batch_size`` texts, at
+    ``lr``. ``targets`` are multi-hot rows (one-hot for single-label data, label prompts included
+    as rows). With ``dev``, the pair loss on dev is checked before the first step and every
+    ``eval_every`` steps; training stops after ``config.patience`` checks without improvement and
+    the best body weights are restored.
 
-    set_seed(seed)
-    rng = random.Random(seed)
-    device = default_device()
-    precision = resolve_precision(precision)
-    body.to(device)
-    pooler = Pooler(body)
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
-    features = [{k: encoded[k][i] for k in encoded.keys()} for i in range(len(texts))]
+    Each text trains on its first ``config.max_length`` tokens (a batch holds whole texts, one
+    embedding each); :func:`embed` and the predictor read all of a longer text, in windows.
+    """
+    from taskkit.kernel.train import train
+
+    encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
+    features = [{**{k: encoded[k][i] for k in encoded}, "labels": [float(v) for v in targets[i]]}
+                for i in range(len(texts))]
     lengths = [len(f["input_ids"]) for f in features]
-    target_t = torch.tensor(targets, dtype=torch.float32)
-    batches = class_balanced_batches(targets, batch_size, steps, rng, lengths)
+
+    def sampler(rng: random.Random) -> list[list[int]]:
+        return class_balanced_batches(targets, config.batch_size, steps, rng, lengths)
+
+    def loss(emb: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return pair_loss(emb.float(), batch["labels"].float())
+
+    def dev_loss(_: nn.Module) -> dict[str, float]:
+        assert dev is not None
+        emb = torch.from_numpy(embed(body, tokenizer, dev[0], config.max_length, config.precision))
+        return {"pair_loss": float(pair_loss(emb, torch.tensor(dev[1], dtype=torch.float32)))}
+
     # the word-embedding matrix is half of a small model: a few examples cannot retrain the
     # vocabulary, and skipping its gradient and optimiser state nearly halves the step time
-    embeddings = body.get_input_embeddings() if freeze_embeddings else None
-    frozen = embeddings is not None and embeddings.weight.requires_grad
+    embeddings: nn.Module = body.get_input_embeddings()  # type: ignore[operator]
+    frozen = freeze_embeddings and any(p.requires_grad for p in embeddings.parameters())
     if frozen:
         embeddings.requires_grad_(False)
-    params = [p for p in body.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * steps), steps)
-
-    def dev_loss() -> float:
-        assert dev is not None
-        emb = torch.from_numpy(embed(body, tokenizer, dev[0], max_length, precision))
-        return float(pair_loss(emb, torch.tensor(dev[1], dtype=torch.float32)))
-
-    result = ContrastiveResult()
-    best, bad = (dev_loss() if dev else None), 0
-    best_state = copy.deepcopy(body.state_dict()) if dev else None  # step 0 may stay the best
-    if dev:
-        result.history.append({"step": 0, "dev_pair_loss": best})
-    started = time.perf_counter()
-    body.train()
-    for step, ids in enumerate(batches, start=1):
-        batch = collate([features[i] for i in ids], tokenizer.pad_token_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, precision):
-            emb = pooler(**batch)
-        loss = pair_loss(emb.float(), target_t[ids].to(device))
-        loss.backward()
-        if max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        result.steps_run = step
-        if dev and (step % eval_every == 0 or step == len(batches)):
-            score = dev_loss()
-            body.train()
-            result.history.append({"step": step, "train_pair_loss": float(loss.detach()), "dev_pair_loss": score})
-            if score < best:  # type: ignore[operator]
-                best, result.best_step, bad = score, step, 0
-                best_state = copy.deepcopy(body.state_dict())
-            else:
-                bad += 1
-                if patience and bad >= patience:
-                    result.stopped_early = True
-                    break
-    if frozen:
-        embeddings.requires_grad_(True)
-    if best_state is not None:
-        body.load_state_dict(best_state)
-    body.eval()
-    result.seconds = time.perf_counter() - started
-    return result
+    run = config.replace(lr=lr, epochs=1, grad_accum=1, checkpoint_every=None, resume=False)
+    try:
+        return train(Pooler(body), features, None, run, tokenizer.pad_token_id,
+                     evaluate=dev_loss if dev else None, metric="pair_loss", lower_is_better=True,
+                     loss=loss, batches=sampler, steps=steps, eval_every=eval_every)
+    finally:
+        if frozen:
+            embeddings.requires_grad_(True)

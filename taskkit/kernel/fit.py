@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from taskkit.contracts import TrainingRecord
 from taskkit.evaluation import evaluate
 from taskkit.kernel.model import TaskModel, start_at_label_priors, trainable_parameters
 from taskkit.kernel.predictor import TorchPredictor
@@ -11,22 +13,30 @@ from taskkit.kernel.train import TrainResult, seed_everything, train
 from taskkit.models import load_body, load_tokenizer, resolve
 
 if TYPE_CHECKING:
-    from taskkit.contracts import LabelSpace, RunConfig, Splits, Task
+    from taskkit.contracts import Example, LabelSpace, RunConfig, Splits, Task
 
 
-def _check_splits(task: "Task", splits: "Splits", labels: "LabelSpace") -> None:
-    check = getattr(task, "check_known", None)  # tasks with a closed label set refuse unseen labels
-    if check is not None:
-        for name in ("dev", "test"):
-            check(getattr(splits, name), labels, name)
+def _check_splits(task: Task, splits: Splits, labels: LabelSpace) -> None:
+    task.check_known(splits.dev, labels, "dev")  # tasks with a closed label set refuse unseen labels
+    task.check_known(splits.test, labels, "test")
 
 
 def fit_task_model(
-    task: "Task", splits: "Splits", config: "RunConfig", mode: str,
+    task: Task, splits: Splits, config: RunConfig, mode: str,
     prepare: Callable[[TaskModel], None] = lambda model: None,
+    loss: Callable[[Any, Any], Any] | None = None,
+    targets: Callable[[Example, LabelSpace], Any] | None = None,
 ) -> tuple[TorchPredictor, TrainResult]:
     """Build body + head from ``config.model`` (or continue ``config.init_from``), let the mode
-    ``prepare`` it (freeze layers, add adapters), and train it on the kernel."""
+    ``prepare`` it (freeze layers, add adapters), and train it on the kernel's loop.
+
+    ``loss(logits, gold)`` replaces the task's own loss (``task.loss(labels)``), e.g. a
+    label-smoothed cross-entropy; ``gold`` is the batch's ``labels`` tensor. ``targets(example,
+    labels)`` turns a training example's gold into what that loss expects (a soft distribution,
+    a weight...): its value becomes the ``labels`` of each feature (window) of the example. The
+    predictor, its evaluation on dev and early stopping are the same as for the task's own loss.
+    Returns the predictor (``mode`` is its recorded mode) and the loop's :class:`TrainResult`.
+    """
     labels = task.label_space(splits.train)
     seed_everything(config.seed)  # the head's initial weights are part of a reproducible run
     settings: dict[str, Any] = {
@@ -53,28 +63,30 @@ def fit_task_model(
     prepare(model)
     predictor = TorchPredictor(model, tokenizer, task, labels, mode, settings)
     features = task.encode(splits.train, tokenizer, labels, config.max_length, truncate=config.truncate)
+    if targets is not None:
+        for i, f in enumerate(features):
+            f["labels"] = targets(splits.train[f.get("_example", i)], labels)
     if labels.multi_label and not config.init_from:
-        start_at_label_priors(model.head, features)
+        start_at_label_priors(task.output_layer(model.head), features)
     metric = config.metric or ("micro_f1" if labels.multi_label else task.primary_metric)
 
-    choose = getattr(task, "choose_threshold", None)  # multi-label cut tuned on dev; intent's oos cut
+    choose = task.choose_threshold  # multi-label cut tuned on dev; intent's oos cut (default: none)
 
     def on_dev(_: Any) -> dict[str, Any]:
         probabilities = predictor.predict_proba(splits.dev)
-        if choose is not None:  # each epoch judged at its own best cut: at 0.5 early epochs predict nothing
-            predictor.threshold = choose(predictor, splits.dev, labels, config, probabilities)
+        # each epoch judged at its own best cut: at 0.5 early epochs predict nothing
+        predictor.threshold = choose(predictor, splits.dev, labels, config, probabilities)
         return evaluate(predictor, splits.dev, probabilities=probabilities)[0]
 
-    result = train(model, features, task.loss(labels), config, tokenizer.pad_token_id,
+    result = train(model, features, loss or task.loss(labels), config, tokenizer.pad_token_id,
                    evaluate=on_dev if splits.dev else None, metric=metric)
-    if choose is not None:  # again on the restored best epoch's weights
-        predictor.threshold = choose(predictor, splits.dev, labels, config)
+    predictor.threshold = choose(predictor, splits.dev, labels, config)  # on the restored best epoch's weights
     trainable, total = trainable_parameters(model)
-    predictor.training = {
-        "epochs_run": len(result.history), "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "train_seconds": round(result.train_seconds, 2), "train_examples": len(splits.train),
-        "train_features": len(features), "examples_per_second": round(result.examples_per_second, 2),
-        "watched_metric": metric, "trainable_parameters": trainable, "total_parameters": total,
-        "trainable_share": round(trainable / total, 6), "history": result.history, "threshold": predictor.threshold,
-    }
+    predictor.training = TrainingRecord(
+        epochs_run=len(result.history), best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+        train_seconds=round(result.train_seconds, 2), train_examples=len(splits.train),
+        train_features=len(features), examples_per_second=round(result.examples_per_second, 2),
+        watched_metric=metric, trainable_parameters=trainable, total_parameters=total,
+        trainable_share=round(trainable / total, 6), history=result.history, threshold=predictor.threshold,
+    )
     return predictor, result

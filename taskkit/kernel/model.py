@@ -51,11 +51,12 @@ class SequenceHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
-def start_at_label_priors(head: nn.Module, features: list[dict[str, Any]]) -> None:
+def start_at_label_priors(head: nn.Module | None, features: list[dict[str, Any]]) -> None:
     """Multi-label: start each label's sigmoid at its training frequency instead of 0.5 (the prior
     initialisation of Lin et al., 2017), so that training does not first spend its steps pulling
-    every rare label down, and early epochs already rank the rare ones."""
-    out = getattr(head, "out", None)
+    every rare label down, and early epochs already rank the rare ones. ``head``: the head's output
+    layer (:meth:`Task.output_layer`), or a :class:`SequenceHead`."""
+    out = head.out if isinstance(head, SequenceHead) else head
     if not isinstance(out, nn.Linear) or out.bias is None or not features:
         return
     rates = torch.tensor([f["labels"] for f in features], dtype=torch.float32).mean(0)

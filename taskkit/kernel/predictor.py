@@ -29,6 +29,8 @@ WEIGHTS = "model.safetensors"
 class TorchPredictor(Predictor):
     """A :class:`TaskModel` with its tokenizer; saved as safetensors + tokenizer + config."""
 
+    format = "torch.v1"
+
     def __init__(self, model: TaskModel, tokenizer: Any, task: Task, labels: LabelSpace, mode: str,
                  settings: dict[str, Any]) -> None:
         self.model, self.tokenizer, self.task, self.labels = model, tokenizer, task, labels
@@ -72,7 +74,7 @@ class TorchPredictor(Predictor):
         return self.task.probabilities(stack(rows), self.labels)
 
     def metadata(self) -> dict[str, Any]:
-        return {"task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
+        return {"format": self.format, "task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
                 "multi_label": self.labels.multi_label, "settings": self.settings}
 
     def save(self, path: str | Path) -> Path:
@@ -120,6 +122,19 @@ class TorchPredictor(Predictor):
     def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:
         """The head a saved model is loaded into: the task's own (subclasses with other heads override)."""
         return task.head(hidden_size, labels, settings.get("dropout", 0.1))
+
+
+class EmbeddingHeadPredictor(TorchPredictor):
+    """A body whose head is a linear layer on the normalised mean-pooled embedding (the few-shot
+    mode's logistic-regression head), format ``embedding-head.v1``."""
+
+    format = "embedding-head.v1"
+
+    @classmethod
+    def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:
+        from taskkit.kernel.contrastive import EmbeddingHead
+
+        return EmbeddingHead(hidden_size, len(labels))
 
 
 def _hidden_size(path: Path) -> int:

@@ -35,6 +35,8 @@ class TrainResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     examples_seen: int = 0
+    steps_run: int = 0  # batches trained
+    best_step: int = 0  # with a step budget: the step whose weights were kept (0: the start)
 
     @property
     def examples_per_second(self) -> float:
@@ -58,7 +60,8 @@ def changing_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith(NO_DECAY) else decay).append(param)
@@ -69,14 +72,39 @@ def _optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimiz
 def train(
     model: torch.nn.Module,
     train_features: Sequence[dict[str, Any]],
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
     config: RunConfig,
     pad_id: int,
     evaluate: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
     metric: str = "accuracy",
     lower_is_better: bool = False,
+    *,
+    loss: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    batches: Callable[[random.Random], list[list[int]]] | None = None,
+    steps: int | None = None,
+    eval_every: int = 0,
 ) -> TrainResult:
-    """Train ``model`` in place; with ``evaluate``, early-stop on ``metric`` and keep the best epoch."""
+    """Train ``model`` in place; with ``evaluate``, early-stop on ``metric`` and keep the best weights.
+
+    The seams a mode uses instead of writing its own loop:
+
+    - ``loss_fn(logits, gold)`` is the plain form; ``loss(output, batch)`` receives the model's
+      output and the whole collated batch (``labels`` included) for losses that need more;
+    - ``batches(rng)`` draws one pass's batches as lists of feature indices (default: shuffled
+      length-grouped batches of ``config.batch_size``), e.g. a class-balanced sampler;
+    - ``steps``: a step budget instead of ``config.epochs`` - one pass of ``batches(rng)``
+      (which should then return ``steps`` batches), judged by ``evaluate`` before the first step
+      and every ``eval_every`` steps; ``config.patience`` then counts evaluations.
+
+    Without a step budget ``evaluate`` runs after each epoch and ``patience`` counts epochs.
+    """
+    if loss is None:
+        if loss_fn is None:
+            raise ValueError("train needs loss_fn or loss")
+        plain = loss_fn
+
+        def loss(output: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return plain(output.float(), batch["labels"])
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from rich.progress import (
@@ -100,80 +128,114 @@ def train(
     seed_everything(config.seed)
     rng = random.Random(config.seed)
     lengths = [len(f["input_ids"]) for f in train_features]
-    n_batches = math.ceil(len(train_features) / config.batch_size)
-    per_process = math.ceil(n_batches / accelerator.num_processes)
-    steps = math.ceil(per_process / config.grad_accum) * config.epochs
+    if batches is None:
+        def batches(rng: random.Random) -> list[list[int]]:
+            return grouped_batches(lengths, config.batch_size, rng)
+    epochs = 1 if steps is not None else config.epochs
+    if steps is not None:
+        total = math.ceil(math.ceil(steps / accelerator.num_processes) / config.grad_accum)
+    else:
+        n_batches = math.ceil(len(train_features) / config.batch_size)
+        per_process = math.ceil(n_batches / accelerator.num_processes)
+        total = math.ceil(per_process / config.grad_accum) * epochs
     optimizer = _optimizer(model, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     result = TrainResult()
     loop = _Loop()
-    checkpoints = Checkpointer(config, train_features) if config.checkpoint_dir and (
+    checkpoints = Checkpointer(config, train_features) if steps is None and config.checkpoint_dir and (
         config.checkpoint_every or config.resume) else None
     if checkpoints is not None and config.resume:
         loop = _restore(checkpoints.load(), accelerator, model, optimizer, scheduler, result, rng)
+
+    def judge(at: int) -> tuple[dict[str, Any], float]:
+        """Evaluate on dev; keep a snapshot of the changing tensors when the score improved."""
+        assert evaluate is not None
+        unwrapped = accelerator.unwrap_model(model)
+        scores = evaluate(unwrapped)
+        score = float(scores[metric])
+        best = result.best_score
+        if best is None or (score < best if lower_is_better else score > best):
+            result.best_score, loop.bad_epochs = score, 0
+            result.best_epoch, result.best_step = (1, at) if steps is not None else (at, result.steps_run)
+            loop.best = {k: v.clone() for k, v in changing_tensors(unwrapped).items()}
+        else:
+            loop.bad_epochs += 1
+        return {f"dev_{k}": v for k, v in scores.items() if isinstance(v, (int, float))}, score
+
+    if steps is not None and evaluate is not None:  # the start may stay the best
+        result.history.append({"step": 0, **judge(0)[0]})
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[status]}"))
     show = config.progress and accelerator.is_local_main_process
-    epoch, step, batches = loop.epoch, loop.done, []
+    epoch, step, drawn = loop.epoch, loop.done, []
     try:
         with Progress(*columns, disable=not show, transient=False) as progress:
-            for epoch in range(loop.epoch, config.epochs + 1):
+            for epoch in range(loop.epoch, epochs + 1):
                 model.train()
                 loop.epoch_rng = rng.getstate()  # a resumed run rebuilds this epoch's batches from it
-                batches = grouped_batches(lengths, config.batch_size, rng)
-                batches = batches[accelerator.process_index :: accelerator.num_processes]
-                bar = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), status="")
+                drawn = batches(rng)
+                drawn = drawn[accelerator.process_index :: accelerator.num_processes]
+                label = f"steps {len(drawn)}" if steps is not None else f"epoch {epoch}/{epochs}"
+                bar = progress.add_task(label, total=len(drawn), status="")
                 started = time.perf_counter()
-                for step, batch_ids in enumerate(batches, start=1):
+                for step, batch_ids in enumerate(drawn, start=1):
                     if step <= loop.done:  # done before the checkpoint this run resumed from
                         continue
                     batch = collate([train_features[i] for i in batch_ids], pad_id)
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                    gold = batch.pop("labels")
+                    inputs = {k: v for k, v in batch.items() if k != "labels"}
                     with accelerator.accumulate(model):
-                        logits = model(**batch)
-                        loss = loss_fn(logits.float(), gold)
-                        accelerator.backward(loss)
+                        value = loss(model(**inputs), batch)
+                        accelerator.backward(value)
                         if accelerator.sync_gradients and config.max_grad_norm:
                             accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
-                    loop.total_loss += loss.item()
+                    loop.total_loss += value.item()
                     loop.done = step
+                    result.steps_run += 1
                     result.examples_seen += len(batch_ids)
                     if accelerator.sync_gradients:
                         loop.optimizer_steps += 1
                         if checkpoints is not None and checkpoints.due("step", loop.optimizer_steps):
                             _save(checkpoints, loop, epoch, accelerator, model, optimizer, scheduler, result)
-                    if step % 10 == 0 or step == len(batches):
+                    if step % 10 == 0 or step == len(drawn):
                         progress.update(bar, completed=step, status=f"loss {loop.total_loss / step:.4f}")
+                    if steps is not None and evaluate is not None and (
+                            (eval_every and step % eval_every == 0) or step == len(drawn)):
+                        result.train_seconds += time.perf_counter() - started
+                        row, score = judge(step)
+                        result.history.append({"step": step, "train_loss": value.item(), **row})
+                        progress.update(bar, status=f"dev {metric} {score:.4f}")
+                        model.train()
+                        started = time.perf_counter()
+                        if config.patience and loop.bad_epochs >= config.patience:
+                            result.stopped_early = True
+                            break
                 result.train_seconds += time.perf_counter() - started
-                row: dict[str, Any] = {"epoch": epoch, "train_loss": loop.total_loss / max(1, len(batches))}
+                if steps is not None:
+                    break
+                row = {"epoch": epoch, "train_loss": loop.total_loss / max(1, len(drawn))}
                 loop.done, loop.total_loss = 0, 0.0
                 if evaluate is not None:
-                    scores = evaluate(accelerator.unwrap_model(model))
-                    row.update({f"dev_{k}": v for k, v in scores.items() if isinstance(v, (int, float))})
-                    score = float(scores[metric])
-                    improved = result.best_score is None or (score < result.best_score if lower_is_better else score > result.best_score)
-                    if improved:
-                        result.best_score, result.best_epoch, loop.bad_epochs = score, epoch, 0
-                        loop.best = {k: v.clone() for k, v in changing_tensors(accelerator.unwrap_model(model)).items()}
-                    else:
-                        loop.bad_epochs += 1
+                    scores, score = judge(epoch)
+                    row.update(scores)
                     progress.update(bar, status=f"loss {row['train_loss']:.4f}  dev {metric} {score:.4f}")
                 result.history.append(row)
                 if evaluate is not None and config.patience and loop.bad_epochs >= config.patience:
                     result.stopped_early = True
                     break
-                if checkpoints is not None and epoch < config.epochs and checkpoints.due("epoch", epoch):
+                if checkpoints is not None and epoch < epochs and checkpoints.due("epoch", epoch):
                     loop.epoch_rng = rng.getstate()  # the next epoch starts from here
                     _save(checkpoints, loop, epoch + 1, accelerator, model, optimizer, scheduler, result)
     except Interrupted as exc:
-        exc.during = exc.during or f"during training (epoch {epoch} of {config.epochs}, step {step} of {len(batches)})"
+        where = f"step {step} of {len(drawn)}" if steps is not None else \
+            f"epoch {epoch} of {epochs}, step {step} of {len(drawn)}"
+        exc.during = exc.during or f"during training ({where})"
         raise
     best_state = loop.best
     unwrapped = accelerator.unwrap_model(model)
@@ -232,7 +294,7 @@ def _save(checkpoints: Checkpointer, loop: _Loop, epoch: int, accelerator: Any, 
     meta = {"epoch": epoch, "done": loop.done, "optimizer_steps": loop.optimizer_steps, "total_loss": loop.total_loss,
             "bad_epochs": loop.bad_epochs, "history": result.history, "best_epoch": result.best_epoch,
             "best_score": result.best_score, "train_seconds": result.train_seconds,
-            "examples_seen": result.examples_seen}
+            "examples_seen": result.examples_seen, "steps_run": result.steps_run}
     checkpoints.save(loop.optimizer_steps, changing_tensors(unwrapped), loop.best, grads, state, meta)
 
 
@@ -260,6 +322,7 @@ def _restore(saved: dict[str, Any], accelerator: Any, model: torch.nn.Module, op
     result.history = meta["history"]
     result.best_epoch, result.best_score = meta["best_epoch"], meta["best_score"]
     result.train_seconds, result.examples_seen = meta["train_seconds"], meta["examples_seen"]
+    result.steps_run = meta.get("steps_run", 0)
     best = saved["best"]
     return _Loop(epoch=meta["epoch"], done=meta["done"], optimizer_steps=meta["optimizer_steps"],
                  total_loss=meta["total_loss"], bad_epochs=meta["bad_epochs"],

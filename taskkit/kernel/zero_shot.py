@@ -9,9 +9,10 @@ Embedding: each text is encoded once; label embeddings are computed once per lab
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ class PairLayout:
     types: tuple[list[int], int, list[int], int, list[int]]  # prefix, a, middle, b, suffix
 
     @classmethod
-    def of(cls, tokenizer: Any) -> "PairLayout":
+    def of(cls, tokenizer: Any) -> PairLayout:
         a_id, b_id = (tokenizer.convert_tokens_to_ids(t) for t in _probe_tokens(tokenizer))
         a_tok, b_tok = tokenizer.convert_ids_to_tokens([a_id, b_id])
         enc = tokenizer(tokenizer.convert_tokens_to_string([a_tok]), tokenizer.convert_tokens_to_string([b_tok]))
@@ -98,8 +99,16 @@ class NLIScorer:
         self.model.to(self.device)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                              max_length=self.max_length)["input_ids"]
+        """Sub-word ids of whole texts (no cut: a long premise is scored in windows)."""
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+
+    def windows(self, ids: list[int], room: int) -> list[list[int]]:
+        """``ids`` in windows of at most ``room`` tokens, overlapping by a quarter (one if it fits)."""
+        room = max(1, room)
+        if len(ids) <= room:
+            return [ids]
+        step = max(1, room - room // 4)
+        return [ids[i : i + room] for i in range(0, len(ids) - room + step, step)]
 
     def logits(self, texts: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
         """(texts, hypotheses, classes) logits; the same hypotheses for every text."""
@@ -109,11 +118,21 @@ class NLIScorer:
 
     def pair_logits(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Per text, a (its hypotheses, classes) array: hypotheses may differ from text to text
-        (relation extraction fills the entities in). Each distinct hypothesis is tokenized once."""
+        (relation extraction fills the entities in). Each distinct hypothesis is tokenized once.
+
+        A text longer than fits beside its longest hypothesis in ``max_length`` is cut into
+        overlapping windows, each window is scored against each hypothesis, and a hypothesis's row
+        is that of the window where it is most entailed (the usual reading of a long document:
+        a label holds if some passage says so). Nothing is cut away unscored."""
         unique = sorted({h for hs in hypotheses for h in hs})
         b_of = dict(zip(unique, self.token_ids(unique))) if unique else {}
-        features = [self.layout.join(a, b_of[h], self.max_length)
-                    for a, hs in zip(self.token_ids(texts), hypotheses) for h in hs]
+        features, owners = [], []  # owners: (text, hypothesis) of each feature
+        for t, (a, hs) in enumerate(zip(self.token_ids(texts), hypotheses)):
+            room = self.max_length - self.layout.special - max((len(b_of[h]) for h in hs), default=0)
+            for window in self.windows(a, room):
+                for j, h in enumerate(hs):
+                    features.append(self.layout.join(window, b_of[h], self.max_length))
+                    owners.append((t, j))
         model, precision = self.model, self.precision
         if resolve_precision(precision) == "bf16":
             # a bf16 copy of the weights: no per-call casts as under autocast (~35% faster on CPU)
@@ -122,10 +141,10 @@ class NLIScorer:
             model, precision = self._bf16, "fp32"
         rows = predict_logits(model, features, self.tokenizer.pad_token_id, self.batch_size, precision,
                               self.device, logits_of=self.logits_of, max_tokens=MAX_TOKENS) if features else []
-        out, start = [], 0
-        for hs in hypotheses:
-            out.append(np.stack(rows[start : start + len(hs)]) if hs else np.zeros((0, len(self.names)), np.float32))
-            start += len(hs)
+        out = [np.full((len(hs), len(self.names)), -np.inf, np.float32) for hs in hypotheses]
+        for (t, j), row in zip(owners, rows):
+            if row[self.entail] > out[t][j, self.entail]:
+                out[t][j] = row
         return out
 
     def probabilities(self, texts: Sequence[str], hypotheses: Sequence[str], multi_label: bool) -> np.ndarray:
@@ -171,14 +190,23 @@ class NLIScorer:
             logits[i, np.flatnonzero(close[i])] = values
 
 
+def _nli_task() -> Any:
+    """The task taskkit's NLI cross-encoders are loaded with (premise + hypothesis -> 3 labels)."""
+    from taskkit.classification import PairClassificationTask
+
+    class NLI(PairClassificationTask):
+        name = "nli"
+
+    return NLI()
+
+
 def _load_nli(ref: str) -> tuple[torch.nn.Module, Any, dict[int, str], Callable[[Any], torch.Tensor]]:
     from taskkit import artifacts, packaged
 
     folder = packaged.path(ref) if (packaged.path(ref) / artifacts.METADATA).is_file() else Path(ref)
     if (folder / artifacts.METADATA).is_file():  # a taskkit model folder (taskkit's own NLI model)
-        predictor = artifacts.load(folder)
-        if predictor.task.name != "nli":
-            raise TaskkitError(f"{folder}: a {predictor.task.name!r} model, not an nli one")
+        # loaded as a pair classifier of its own: zero-shot folders load without the nli plugin
+        predictor = artifacts.load(folder, _nli_task())
         return predictor.model, predictor.tokenizer, dict(enumerate(predictor.labels.names)), lambda out: out
     from transformers import AutoModelForSequenceClassification
 
@@ -194,8 +222,11 @@ class EmbeddingScorer:
 
     def __init__(self, ref: str = DEFAULT_EMBEDDING, precision: str = "auto", batch_size: int = 128) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
         from taskkit.models import resolve
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr, as for every other load
 
         self.ref, self.precision, self.batch_size = ref, precision, batch_size
         try:
@@ -225,10 +256,21 @@ class EmbeddingScorer:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.body.config.hidden_size), dtype=np.float32)
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        features = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
-        return np.stack(predict_logits(self, features, self.tokenizer.pad_token_id, self.batch_size,
+        # a text longer than max_length: overlapping windows, their embeddings averaged (nothing cut)
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                             stride=self.max_length // 4, return_overflowing_tokens=True)
+        owners = enc.pop("overflow_to_sample_mapping", None) or list(range(len(texts)))
+        features = [{k: enc[k][i] for k in enc} for i in range(len(owners))]
+        rows = np.stack(predict_logits(self, features, self.tokenizer.pad_token_id, self.batch_size,
                                        self.precision, self.device))
+        if len(owners) == len(texts):
+            return rows
+        out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+        np.add.at(out, np.asarray(owners), rows)
+        out /= np.bincount(owners, minlength=len(texts))[:, None]
+        if self.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
+        return out
 
 
 def _pooling_mode(st: Any) -> str:

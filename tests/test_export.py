@@ -1,0 +1,193 @@
+"""taskkit export: ONNX model folders that predict like the torch model, with int8, and without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO, read_jsonl, subprocess_env
+
+MAX_LENGTH = 32
+
+
+def _texts() -> list[str]:
+    texts = [r["text"] for r in read_jsonl(DEMO / "test.jsonl")]
+    return texts + [" ".join(texts[:12])]  # far longer than MAX_LENGTH tokens: several windows
+
+
+def _save_torch(tiny_model: Path, out: Path, task_name: str = "sentiment", labels: tuple[str, ...] = ("negative", "positive"),
+                peft: bool = False, embedding_head: bool = False) -> Path:
+    """A tiny model with a random head (no training needed for parity), saved as taskkit saves it."""
+    import torch
+
+    from taskkit import registry
+    from taskkit.contracts import LabelSpace
+    from taskkit.kernel.adapters import AdapterPredictor
+    from taskkit.kernel.model import TaskModel
+    from taskkit.kernel.predictor import TorchPredictor
+    from taskkit.models import load_body, load_tokenizer
+
+    task = registry.get_task(task_name)
+    space = LabelSpace(labels)
+    torch.manual_seed(3)
+    body = load_body(str(tiny_model))
+    head = task.head(body.config.hidden_size, space, 0.1)
+    settings = {"base_model": str(tiny_model), "max_length": MAX_LENGTH, "eval_batch_size": 16, "data": str(DEMO)}
+    cls = TorchPredictor
+    if embedding_head:  # the few-shot mode's logistic head: normalised mean embedding -> linear
+        from taskkit.kernel.contrastive import EmbeddingHead
+        from taskkit.kernel.predictor import EmbeddingHeadPredictor
+
+        head, cls = EmbeddingHead(body.config.hidden_size, len(space)), EmbeddingHeadPredictor
+    if peft:
+        from peft import LoraConfig, get_peft_model
+
+        body = get_peft_model(body, LoraConfig(r=4, target_modules=["query", "value"]))
+        with torch.no_grad():  # a trained-looking adapter: B is zero at initialisation
+            for name, param in body.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(std=0.5)
+        cls = AdapterPredictor
+    mode = "peft" if peft else "few-shot" if embedding_head else "full"
+    return cls(TaskModel(body, head), load_tokenizer(str(tiny_model)), task, space, mode,
+               settings).save(out)
+
+
+@pytest.fixture(scope="module")
+def full_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_torch(tiny_model, tmp_path_factory.mktemp("full") / "model")
+
+
+@pytest.fixture(scope="module")
+def exported(full_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from taskkit.export import export_model
+
+    root = tmp_path_factory.mktemp("exported")
+    return {"fp32": export_model(full_model, root / "fp32"), "int8": export_model(full_model, root / "int8", quantize="int8")}
+
+
+def _torch_proba(folder: Path, texts: list[str]) -> np.ndarray:
+    from taskkit import api
+
+    return api.load(folder).predict_proba(texts, precision="fp32")
+
+
+def test_fp32_export_matches_torch_with_windows(full_model: Path, exported: dict[str, Path]) -> None:
+    from taskkit import api
+    from taskkit.export.predictor import OnnxPredictor
+
+    texts = _texts()
+    onnx = api.load(exported["fp32"])
+    assert isinstance(onnx, OnnxPredictor)
+    assert len(onnx.features(texts[-1:])[0]) > 1  # the long text is windowed
+    torch_p, onnx_p = _torch_proba(full_model, texts), onnx.predict_proba(texts)
+    assert onnx_p.shape == torch_p.shape == (len(texts), 2)
+    assert np.abs(torch_p - onnx_p).max() <= 1e-4
+    assert onnx.predict(texts) == api.load(full_model).predict(texts)
+    meta = json.loads((exported["fp32"] / "taskkit.json").read_text())
+    assert meta["format"] == "onnx.v1" and {"model.onnx", "tokenizer.json", "README.md"} <= set(meta["files"])
+
+
+def test_int8_export_predicts_close_to_torch(full_model: Path, exported: dict[str, Path]) -> None:
+    from taskkit import api
+
+    texts = _texts()
+    int8 = api.load(exported["int8"])
+    assert int8.settings["quantize"] == "int8"
+    assert (exported["int8"] / "model.onnx").stat().st_size < (exported["fp32"] / "model.onnx").stat().st_size
+    proba = int8.predict_proba(texts)
+    assert np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert np.abs(_torch_proba(full_model, texts) - proba).max() < 0.05
+
+
+def test_peft_adapter_is_merged_and_exported(tiny_model: Path, tmp_path: Path) -> None:
+    from taskkit import api
+    from taskkit.export import export_model
+
+    source = _save_torch(tiny_model, tmp_path / "peft", peft=True)
+    assert (source / "adapter").is_dir()
+    out = export_model(source, tmp_path / "onnx")
+    texts = _texts()
+    assert np.abs(_torch_proba(source, texts) - api.load(out).predict_proba(texts)).max() <= 1e-4
+
+
+def test_ensemble_members_are_each_exported(full_model: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from taskkit import api
+    from taskkit.ensemble import EnsemblePredictor
+    from taskkit.export import export_model
+
+    other = _save_torch(tiny_model, tmp_path / "other", embedding_head=True)
+    assert json.loads((other / "taskkit.json").read_text())["format"] == "embedding-head.v1"
+    source = EnsemblePredictor([api.load(full_model), api.load(other)], [0.7, 0.3], "few-shot").save(tmp_path / "ens")
+    out = export_model(source, tmp_path / "onnx", quantize=None)
+    loaded = api.load(out)
+    assert [type(m).__name__ for m in loaded.members] == ["OnnxPredictor", "OnnxPredictor"]
+    texts = _texts()
+    expected = 0.7 * _torch_proba(full_model, texts) + 0.3 * _torch_proba(other, texts)  # fp32 members
+    assert np.abs(expected - loaded.predict_proba(texts)).max() <= 1e-4
+
+
+# A process in which `import torch` (and anything under it) fails, then the CLI's main().
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not importable in this test")
+        return None
+sys.meta_path.insert(0, NoTorch())
+from taskkit.cli import main
+code = main(sys.argv[1:])
+assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
+sys.exit(code)
+"""
+
+
+def test_predict_with_the_export_imports_no_torch(full_model: Path, exported: dict[str, Path]) -> None:
+    from taskkit import api
+
+    texts = _texts()[:5]
+    for kind in ("fp32", "int8"):
+        done = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", str(exported[kind]), *texts],
+                              capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [r["predicted"] for r in records] == api.load(full_model).predict(texts)
+    blocked = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", str(full_model), texts[0]],
+                             capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    assert blocked.returncode != 0  # the check is real: the torch model cannot load there
+
+
+def test_cli_export_and_refusals(full_model: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    from taskkit.cli import main
+
+    assert main(["export", str(full_model), str(tmp_path / "out"), "--format", "onnx", "--quantize", "int8"]) == 0
+    assert (tmp_path / "out" / "model.onnx").is_file() and "exported" in capsys.readouterr().out
+
+    def refused(*args: object, says: str) -> None:
+        code = main(["export", *map(str, args)])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
+        assert says in lines[0] and "Traceback" not in err
+
+    refused(tmp_path / "missing", tmp_path / "o1", says="no such model folder")
+    refused(tiny_model, tmp_path / "o2", says="not a taskkit model folder")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    refused(full_model, mine, says="refusing to replace it")
+    assert (mine / "notes.txt").read_text() == "keep me"
+    refused(full_model, tmp_path / "o3", "--format", "tflite", says="--format 'tflite' is not supported")
+    refused(full_model, tmp_path / "o4", "--quantize", "int4", says="--quantize 'int4' is not supported")
+    ner = _save_torch(tiny_model, tmp_path / "ner", task_name="ner", labels=("O", "B-PER", "I-PER"))
+    refused(ner, tmp_path / "o5", says="cannot be exported to ONNX")
+    assert not (tmp_path / "o5").exists()
+    relation = _save_torch(tiny_model, tmp_path / "relation", task_name="relation",
+                           labels=("Other", "Cause-Effect(e1,e2)"))
+    refused(relation, tmp_path / "o6", says="cannot be exported")
+    assert not (tmp_path / "o6").exists()
