@@ -92,7 +92,10 @@ def main() -> None:
             f"{rows[(name, b, st)][0]:.4f} / {rows[(name, b, st)][1]:.4f}" for b in zero
             for st in (False, True)) + f" | {TARGETS[name]:.2f} |")
 
-    write_section("Zero-shot accuracy (nli, embedding and both backends, self-training)", f"""
+    title = "Zero-shot accuracy (nli, embedding and both backends, self-training)"
+    if args.sets != ",".join(SETS):  # a subset is a section of its own: never overwrite the full table
+        title += f", rerun on {args.sets}"
+    write_section(title, f"""
 Accuracy / macro-F1 on each whole test split. Labels and descriptions: `benchmarks/zero_shot_labels/*.yaml`,
 templates: the tasks' own ("The sentiment of this text is {{}}.", "This text is about {{}}.", "The user wants {{}}.").
 nli: taskkit's shipped cross-encoder (`taskkit/packaged/nli-minilm`, never trained on these sets); embedding: the
