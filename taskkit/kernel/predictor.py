@@ -24,6 +24,7 @@ from taskkit.folder_checks import (
     weights_metadata,
 )
 from taskkit.kernel.device import default_device
+from taskkit.kernel.heads import EmbeddingHead
 from taskkit.kernel.infer import predict_logits, stack
 from taskkit.kernel.model import TaskModel
 
@@ -138,8 +139,6 @@ class EmbeddingHeadPredictor(TorchPredictor):
 
     @classmethod
     def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:
-        from taskkit.kernel.heads import EmbeddingHead
-
         return EmbeddingHead(hidden_size, len(labels))
 
 
@@ -202,13 +201,6 @@ class AdapterPredictor(TorchPredictor):
             raise TaskkitError(f"{path / ADAPTER}: the adapter does not fit its base model {base!r} ({first})") from None
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
-
-
-def as_adapter_predictor(predictor: TorchPredictor) -> AdapterPredictor:
-    converted = AdapterPredictor(predictor.model, predictor.tokenizer, predictor.task, predictor.labels,
-                                 predictor.mode, predictor.settings)
-    converted.training = predictor.training
-    return converted
 
 
 def _hidden_size(path: Path) -> int:

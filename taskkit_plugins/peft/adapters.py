@@ -12,6 +12,7 @@ from torch import nn
 
 from taskkit.errors import TaskkitError
 from taskkit.kernel.model import TaskModel, transformer_layers
+from taskkit.kernel.predictor import AdapterPredictor, TorchPredictor
 
 METHODS = ("lora", "ia3")
 
@@ -61,3 +62,11 @@ def add_adapter(model: TaskModel, options: dict[str, Any]) -> None:
             param.requires_grad_(any(tag in name for tag in ("lora_", "ia3_")))
         return
     model.body = get_peft_model(model.body, peft_config(model.body, options))
+
+
+def as_adapter_predictor(predictor: TorchPredictor) -> AdapterPredictor:
+    """The kernel's trained predictor, saved as ``adapter.v1`` (adapter + head, not the base)."""
+    converted = AdapterPredictor(predictor.model, predictor.tokenizer, predictor.task, predictor.labels,
+                                 predictor.mode, predictor.settings)
+    converted.training = predictor.training
+    return converted

@@ -44,8 +44,7 @@ class PeftMode(Mode):
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
         from taskkit.kernel.fit import fit_task_model
-        from taskkit.kernel.predictor import as_adapter_predictor
-        from taskkit_plugins.peft.adapters import add_adapter
+        from taskkit_plugins.peft.adapters import add_adapter, as_adapter_predictor
 
         opts = read(config, PeftOptions)
         adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(ModeOptions.model_fields) - {"merge"})
