@@ -79,7 +79,7 @@ def _zero_shot(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
 
 
 def _onnx(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-    from taskkit.export.predictor import (
+    from taskkit.export.onnx_predictor import (
         OnnxPredictor,  # onnxruntime + tokenizers, never torch
     )
 

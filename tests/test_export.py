@@ -78,7 +78,7 @@ def _torch_proba(folder: Path, texts: list[str]) -> np.ndarray:
 
 def test_fp32_export_matches_torch_with_windows(full_model: Path, exported: dict[str, Path]) -> None:
     from taskkit import api
-    from taskkit.export.predictor import OnnxPredictor
+    from taskkit.export.onnx_predictor import OnnxPredictor
 
     texts = _texts()
     onnx = api.load(exported["fp32"])
