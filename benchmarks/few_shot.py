@@ -28,7 +28,7 @@ from _common import DATASETS, write_section  # noqa: E402
 
 def zero_shot(body, tokenizer, labels, test, max_length: int) -> list[str]:
     """Cosine between each text and each label name (underscores as spaces): the prior to beat."""
-    from taskkit.kernel.contrastive import embed
+    from taskkit_plugins.few_shot.contrastive import embed
 
     names = [n.replace("_", " ") for n in labels.names]
     x = embed(body, tokenizer, [e["text"] for e in test], max_length)

@@ -23,10 +23,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from _common import DATASETS, read_jsonl, write_section  # noqa: E402
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (what training needed), in MB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 def child(spec: str) -> None:
     """Run one taskkit.run from a JSON spec; print its figures and this process's peak memory."""
     import taskkit
-    from taskkit.kernel.adapters import peak_memory_mb
 
     args = json.loads(spec)
     result = taskkit.run(**args)

@@ -4,7 +4,7 @@
 
 Runs the real CLI in a subprocess on the shared train/test files (dev: 10% carved from train,
 stratified, seeded) and reads its metrics.json. The official score is macro-F1 over the nine
-relation types, direction taken into account, Other excluded (see plugins/relation.py).
+relation types, direction taken into account, Other excluded (see taskkit_plugins/relation.py).
 Zero-shot relation extraction has its own script: benchmarks/relation_zero_shot.py.
 """
 

@@ -48,7 +48,7 @@ def main() -> None:
     import numpy as np
 
     import taskkit
-    from taskkit.zeroshot import _logistic_proba
+    from taskkit.zero_shot_predictor import _logistic_proba
 
     rows, lines, times = {}, [], []
     for name in args.sets.split(","):

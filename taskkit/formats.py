@@ -55,7 +55,7 @@ def _torch(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
 
 
 def _adapter(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-    from taskkit.kernel.adapters import AdapterPredictor
+    from taskkit.kernel.predictor import AdapterPredictor
 
     return AdapterPredictor.load(path, task, metadata)
 
@@ -73,13 +73,13 @@ def _ensemble(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
 
 
 def _zero_shot(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-    from taskkit.zeroshot import ZeroShotPredictor
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
 
     return ZeroShotPredictor.load(path, task, metadata)
 
 
 def _onnx(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
-    from taskkit.export.predictor import (
+    from taskkit.export.onnx_predictor import (
         OnnxPredictor,  # onnxruntime + tokenizers, never torch
     )
 

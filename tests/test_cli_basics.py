@@ -81,7 +81,7 @@ def test_tasks_and_modes_listing(run_taskkit):
     plugins = run_taskkit("plugins")
     assert plugins.returncode == 0
     assert "sentiment\ttaskkit_plugins.sentiment" in plugins.stdout.splitlines()
-    assert "full\ttaskkit_plugins.full" in plugins.stdout.splitlines()
+    assert "full\ttaskkit_plugins.full.mode" in plugins.stdout.splitlines()
 
 
 def test_usage_errors_are_short_and_exit_2(run_taskkit):

@@ -220,7 +220,7 @@ def test_the_matrix_covers_every_built_in_pair():
 
 def test_relation_labels_keep_the_commas_inside_brackets():
     """``--labels`` for relation zero-shot: SemEval's directed labels hold a comma each."""
-    from taskkit.zeroshot import parse_labels
+    from taskkit.label_sets import parse_labels
 
     assert list(parse_labels("Cause-Effect(e1,e2), Cause-Effect(e2,e1),Other")) == \
         ["Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Other"]

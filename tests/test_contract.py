@@ -25,7 +25,7 @@ PROBE = re.compile(
 
 def test_no_getattr_probing_of_plugin_objects():
     found = []
-    for folder in ("taskkit", "plugins"):
+    for folder in ("taskkit", "taskkit_plugins"):
         for file in sorted((REPO / folder).rglob("*.py")):
             for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
                 if PROBE.search(line):

@@ -26,7 +26,7 @@ def _save_torch(tiny_model: Path, out: Path, task_name: str = "sentiment", label
 
     from taskkit import registry
     from taskkit.contracts import LabelSpace
-    from taskkit.kernel.adapters import AdapterPredictor
+    from taskkit.kernel.predictor import AdapterPredictor
     from taskkit.kernel.model import TaskModel
     from taskkit.kernel.predictor import TorchPredictor
     from taskkit.models import load_body, load_tokenizer
@@ -39,7 +39,7 @@ def _save_torch(tiny_model: Path, out: Path, task_name: str = "sentiment", label
     settings = {"base_model": str(tiny_model), "max_length": MAX_LENGTH, "eval_batch_size": 16, "data": str(DEMO)}
     cls = TorchPredictor
     if embedding_head:  # the few-shot mode's logistic head: normalised mean embedding -> linear
-        from taskkit.kernel.contrastive import EmbeddingHead
+        from taskkit.kernel.heads import EmbeddingHead
         from taskkit.kernel.predictor import EmbeddingHeadPredictor
 
         head, cls = EmbeddingHead(body.config.hidden_size, len(space)), EmbeddingHeadPredictor
@@ -78,7 +78,7 @@ def _torch_proba(folder: Path, texts: list[str]) -> np.ndarray:
 
 def test_fp32_export_matches_torch_with_windows(full_model: Path, exported: dict[str, Path]) -> None:
     from taskkit import api
-    from taskkit.export.predictor import OnnxPredictor
+    from taskkit.export.onnx_predictor import OnnxPredictor
 
     texts = _texts()
     onnx = api.load(exported["fp32"])

@@ -151,7 +151,7 @@ def test_the_shipped_nli_model_is_a_0_1_0_folder_that_loads_without_the_nli_plug
     """taskkit's own NLI model ships in the 0.1.0 layout (mode full): it loads as torch.v1, and the
     zero-shot scorer reads it with no nli (or full) plugin loaded."""
     from taskkit import packaged, plugins
-    from taskkit.kernel.zero_shot import DEFAULT_NLI, _load_nli
+    from taskkit.hypothesis_scoring import DEFAULT_NLI, _load_nli
 
     assert _meta(packaged.path(DEFAULT_NLI))["format"] == 1
     monkeypatch.setenv("TASKKIT_LOAD_PLUGINS", "topic")

@@ -19,7 +19,7 @@ def body_and_tokenizer(tiny_model: Path):
 
 
 def test_few_shot_embedding_averages_the_windows_of_a_long_text(body_and_tokenizer) -> None:
-    from taskkit.kernel.contrastive import embed
+    from taskkit_plugins.few_shot.contrastive import embed
 
     body, tokenizer = body_and_tokenizer
     a, b = LONG + " a great film", LONG + " a dreadful stock market crash"
@@ -52,7 +52,7 @@ def tiny_nli(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def test_nli_scores_every_window_of_a_long_premise_and_keeps_the_most_entailed(tiny_nli: Path) -> None:
-    from taskkit.kernel.zero_shot import NLIScorer
+    from taskkit.hypothesis_scoring import NLIScorer
 
     scorer = NLIScorer(str(tiny_nli), precision="fp32", max_length=32)
     hypotheses = ["This text is about sports.", "This text is about business."]
@@ -87,7 +87,7 @@ def test_zero_shot_embedding_backend_averages_windows(tiny_model: Path, tmp_path
         Transformer,
     )
 
-    from taskkit.kernel.zero_shot import EmbeddingScorer
+    from taskkit.hypothesis_scoring import EmbeddingScorer
 
     folder = tmp_path_factory.mktemp("tiny-st-long")
     body = Transformer(str(tiny_model), max_seq_length=32)

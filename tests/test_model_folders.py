@@ -261,7 +261,7 @@ def test_no_pickle_loading_anywhere_in_taskkit():
     import re
 
     offenders = []
-    for path in [*(REPO / "taskkit").rglob("*.py"), *(REPO / "plugins").rglob("*.py")]:
+    for path in [*(REPO / "taskkit").rglob("*.py"), *(REPO / "taskkit_plugins").rglob("*.py")]:
         source = path.read_text(encoding="utf-8")
         if re.search(r"\bpickle\.loads?\(|\bjoblib\.load\(", source):
             offenders.append(f"{path}: pickle")
@@ -334,7 +334,8 @@ def adapter_folder(tiny_model, tmp_path) -> Path:
     """A peft (LoRA) model folder over the tiny model, saved untrained (no fit needed)."""
     from taskkit import registry
     from taskkit.contracts import LabelSpace
-    from taskkit.kernel.adapters import AdapterPredictor, add_adapter
+    from taskkit.kernel.predictor import AdapterPredictor
+    from taskkit_plugins.peft.adapters import add_adapter
     from taskkit.kernel.model import TaskModel
     from taskkit.models import load_body, load_tokenizer
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from taskkit.kernel.prior import FALLBACK, MIXES, blend, choose_mix, fit_logistic
+from taskkit_plugins.few_shot.prior import FALLBACK, MIXES, blend, choose_mix, fit_logistic
 
 
 def _data(seed: int, per_class: int = 8, classes: int = 4, dim: int = 16, noise: float = 1.5):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from taskkit.kernel.adapters import add_adapter
+from taskkit_plugins.peft.adapters import add_adapter
 from taskkit.kernel.batching import PAD_MULTIPLE, collate
 from taskkit.kernel.model import SequenceHead, TaskModel
 from taskkit.kernel.train import changing_tensors

@@ -62,7 +62,7 @@ def _clf(tiny_nli: Path, tiny_encoder: Path, backend: str = "both", **kw):
 
 # --- label sets ----------------------------------------------------------------------------
 def test_labels_from_names_file_and_dict(tmp_path):
-    from taskkit.zeroshot import hypotheses, parse_labels
+    from taskkit.label_sets import hypotheses, parse_labels
 
     assert parse_labels("a, b,c") == {"a": None, "b": None, "c": None}
     (tmp_path / "labels.yaml").write_text("sports: games and teams\nbusiness: markets\n", encoding="utf-8")
@@ -82,7 +82,7 @@ def test_task_descriptions_fill_in_missing_ones(tiny_nli, tiny_encoder):
 
 
 def test_pair_layout_matches_the_tokenizers_own_pairs(tiny_nli):
-    from taskkit.kernel.zero_shot import NLIScorer
+    from taskkit.hypothesis_scoring import NLIScorer
 
     scorer = NLIScorer(str(tiny_nli), max_length=24)
     for text in ["short one", "a much longer text " * 10]:
@@ -134,7 +134,7 @@ def test_intent_abstains_as_out_of_scope(tiny_nli, tiny_encoder):
 def test_embeddings_match_sentence_transformers(tiny_encoder):
     from sentence_transformers import SentenceTransformer
 
-    from taskkit.kernel.zero_shot import EmbeddingScorer
+    from taskkit.hypothesis_scoring import EmbeddingScorer
 
     ref = SentenceTransformer(str(tiny_encoder), device="cpu").encode(TEXTS)
     mine = EmbeddingScorer(str(tiny_encoder), precision="fp32").encode(TEXTS)
@@ -283,7 +283,7 @@ def test_zero_shot_relation_needs_the_nli_backend(tiny_nli, capsys):
 
 def test_bf16_scoring_keeps_fp32_decisions(tiny_nli):
     """bf16 is fast but moves logits a little; near ties are scored again in fp32."""
-    from taskkit.kernel.zero_shot import NLIScorer
+    from taskkit.hypothesis_scoring import NLIScorer
 
     hyps = [f"This text is about topic number {i}." for i in range(12)]
     texts = [f"text {i} about something or other" for i in range(30)]

@@ -4,7 +4,7 @@
 can be traced (full, merged or unmerged peft models of sequence and pair classification tasks),
 writes the graph (:mod:`taskkit.export.onnx`), optionally quantizes it to int8
 (:mod:`taskkit.export.quantize`) and saves a model folder of format ``onnx.v1`` that
-:class:`taskkit.export.predictor.OnnxPredictor` loads with onnxruntime and ``tokenizers`` only.
+:class:`taskkit.export.onnx_predictor.OnnxPredictor` loads with onnxruntime and ``tokenizers`` only.
 """
 
 from __future__ import annotations

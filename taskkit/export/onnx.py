@@ -24,8 +24,7 @@ ONE_MODULE_FORMATS = ("torch.v1", "adapter.v1", "embedding-head.v1")
 
 def exportable(predictor: Predictor, where: Path) -> TorchPredictor:
     """The torch predictor to trace (a peft model merged in memory), or one line saying why not."""
-    from taskkit.kernel.adapters import AdapterPredictor
-    from taskkit.kernel.predictor import TorchPredictor
+    from taskkit.kernel.predictor import AdapterPredictor, TorchPredictor
 
     kind = type(predictor).__name__
     # formats whose predictions are one transformer with a task head (a peft adapter is merged below)

@@ -1,4 +1,5 @@
-"""Heads of the structured tasks: one label per token (NER), one label per marked entity pair."""
+"""Heads the core loads by format: one label per token (NER), one label per marked entity pair, and
+the embedding head (a linear layer on the normalised mean-pooled embedding, format ``embedding-head.v1``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from taskkit.kernel.model import mean_pool
 
 
 class TokenHead(nn.Module):
@@ -41,3 +44,15 @@ class MarkerPairHead(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         pair = torch.cat([hidden[rows, batch["head_start"]], hidden[rows, batch["tail_start"]]], dim=-1)
         return self.out(self.dropout(torch.tanh(self.hidden(self.dropout(pair)))))
+
+
+class EmbeddingHead(nn.Module):
+    """Mean pooling, L2 normalisation, then a linear layer: the head a logistic regression becomes."""
+
+    def __init__(self, hidden_size: int, num_labels: int) -> None:
+        super().__init__()
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        pooled = mean_pool(hidden, batch["attention_mask"]).float()
+        return self.out(nn.functional.normalize(pooled, dim=-1))

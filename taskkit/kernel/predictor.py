@@ -1,4 +1,7 @@
-"""The predictor of every mode that trains a transformer body plus a task head."""
+"""The predictors of the torch formats, one class each: ``torch.v1`` (a body + the task's head, what
+every mode that trains a torch module saves), ``embedding-head.v1`` (the few-shot logistic head)
+and ``adapter.v1`` (a peft adapter saved apart from its base). They are the core's, not their
+modes': a saved folder loads by its format without the plugin that trained it."""
 
 from __future__ import annotations
 
@@ -16,14 +19,18 @@ from taskkit.folder_checks import (
     check_tokenizer,
     check_weights,
     inside,
+    read_header,
     require_tokenizer,
     weights_metadata,
 )
 from taskkit.kernel.device import default_device
+from taskkit.kernel.heads import EmbeddingHead
 from taskkit.kernel.infer import predict_logits, stack
 from taskkit.kernel.model import TaskModel
 
 WEIGHTS = "model.safetensors"
+ADAPTER, HEAD = "adapter", "head.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # what peft writes with safe serialization (its default)
 
 
 class TorchPredictor(Predictor):
@@ -132,9 +139,68 @@ class EmbeddingHeadPredictor(TorchPredictor):
 
     @classmethod
     def build_head(cls, task: Task, hidden_size: int, labels: LabelSpace, settings: dict[str, Any]) -> torch.nn.Module:
-        from taskkit.kernel.contrastive import EmbeddingHead
-
         return EmbeddingHead(hidden_size, len(labels))
+
+
+class AdapterPredictor(TorchPredictor):
+    """A :class:`TorchPredictor` whose body is a peft model; saves adapter + head, not the base."""
+
+    format = "adapter.v1"
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        def write(folder: Path) -> None:
+            self.model.body.save_pretrained(folder / ADAPTER)
+            save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(folder / HEAD),
+                      metadata=weights_metadata(self.task.name, self.labels.names))
+            self.tokenizer.save_pretrained(folder)
+
+        return write_atomically(path, write, self.metadata())
+
+    def merged(self) -> TorchPredictor:
+        """The same model with the adapter folded into the base weights: a plain deployable model."""
+        model = TaskModel(self.model.body.merge_and_unload(), self.model.head)
+        return TorchPredictor(model, self.tokenizer, self.task, self.labels, self.mode, {**self.settings, "merged": True})
+
+    @classmethod
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
+        from peft import PeftModel
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from taskkit.models import load_body, load_tokenizer, resolve
+
+        settings = metadata.get("settings", {})
+        if settings.get("merged"):
+            return TorchPredictor.load(path, task, metadata)
+        if not inside(path, ADAPTER, "adapter").is_dir():
+            raise TaskkitError(f"{path}: peft model folder has no {ADAPTER}/")
+        adapter_weights = inside(path, f"{ADAPTER}/{ADAPTER_WEIGHTS}", "adapter weights")
+        if not adapter_weights.is_file():  # peft would fall back to a pickled adapter_model.bin
+            raise TaskkitError(f"{path}: no {ADAPTER}/{ADAPTER_WEIGHTS}; taskkit never loads pickled weights")
+        read_header(adapter_weights)  # corrupt or truncated: one line
+        require_tokenizer(path)
+        base = settings.get("base_model", "")
+        try:
+            body = load_body(resolve(base))
+        except TaskkitError as exc:
+            raise TaskkitError(f"{path}: its base model {base!r} cannot be found ({exc})") from None
+        labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
+        tokenizer = load_tokenizer(str(path))
+        if len(tokenizer) != body.get_input_embeddings().num_embeddings:
+            body.resize_token_embeddings(len(tokenizer))
+        head = cls.build_head(task, body.config.hidden_size, labels, settings)
+        head_file = inside(path, HEAD, "head")
+        check_weights(head_file, head, task.name, labels.names, head_prefix="")
+        head.load_state_dict(load_file(str(head_file)))
+        try:
+            model = TaskModel(PeftModel.from_pretrained(body, str(path / ADAPTER)), head)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TaskkitError(f"{path / ADAPTER}: the adapter does not fit its base model {base!r} ({first})") from None
+        model.eval()
+        return cls(model, tokenizer, task, labels, metadata["mode"], settings)
 
 
 def _hidden_size(path: Path) -> int:

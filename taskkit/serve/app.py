@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from taskkit.errors import TaskkitError
 from taskkit.serve.batcher import MicroBatcher
 from taskkit.serve.metrics import ServerMetrics
-from taskkit.serve.models import ServedModel, load_model, with_labels
+from taskkit.serve.served_models import ServedModel, load_model, with_labels
 
 OPEN_ROUTES = ("/healthz", "/readyz")
 WARM_UP = {"sequence": "taskkit warm-up", "token": "taskkit warm-up",

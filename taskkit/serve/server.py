@@ -38,7 +38,7 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000
         raise TaskkitError(f"taskkit serve needs the serve extra ({exc.name} is missing): "
                            "pip install 'taskkit[serve]'") from None
     from taskkit.serve.app import create_app
-    from taskkit.serve.models import model_names
+    from taskkit.serve.served_models import model_names
 
     named = model_names(paths)
     failures: list[str] = []

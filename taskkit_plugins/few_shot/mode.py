@@ -4,7 +4,7 @@ Two phases, both on taskkit's kernel (bf16 autocast, length-sorted batches, earl
 where a dev split exists):
 
 1. contrastive: the sentence body learns to embed texts of one class together, with the labels'
-   descriptions as anchor examples (:mod:`taskkit.kernel.contrastive`);
+   descriptions as anchor examples (:mod:`taskkit_plugins.few_shot.contrastive`);
 2. a head: ``--option head=logistic`` fits scikit-learn's logistic regression on the embeddings
    (SetFit's default head), ``--option head=torch`` trains the task's own torch head end to end.
 
@@ -17,14 +17,12 @@ and saves its model in taskkit's format.
 
 from __future__ import annotations
 
-import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-import taskkit
 from pydantic import Field
 
+import taskkit
 from taskkit.contracts import LabelSpace, Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
-from taskkit.errors import TaskkitError
 from taskkit.options import read
 
 if TYPE_CHECKING:
@@ -47,16 +45,6 @@ class FewShotOptions(ModeOptions):
     zero_shot_weight: float = Field(0.5, ge=0, le=1, description="the zero-shot classifier's share in that average")
 
 
-def multi_hot(examples: list[dict[str, Any]], labels: LabelSpace) -> "np.ndarray":
-    import numpy as np
-
-    rows = np.zeros((len(examples), len(labels)), dtype=np.float32)
-    for i, e in enumerate(examples):
-        for name in e.get("labels", [e.get("label")]):
-            rows[i, labels.index(name)] = 1.0
-    return rows
-
-
 def default_steps(n_train: int, n_labels: int, batch_size: int) -> int:
     """Enough steps for every text to be seen ~4 times (at least 20, at most 300): bounded wall time."""
     return max(20, min(300, 4 * -(-n_train // batch_size), 2 * n_labels))
@@ -76,9 +64,9 @@ class FewShotMode(Mode):
 
         import numpy as np
 
-        from taskkit.kernel.contrastive import contrastive_train, embed, label_prompts
         from taskkit.kernel.train import seed_everything
         from taskkit.models import load_body, load_tokenizer, resolve
+        from taskkit_plugins.few_shot.contrastive import contrastive_train, embed, label_prompts, multi_hot
 
         opts = read(config, FewShotOptions)
         labels = task.label_space(splits.train)
@@ -86,6 +74,8 @@ class FewShotMode(Mode):
         task.check_known(splits.test, labels, "test")
         started = time.perf_counter()
         if opts.engine == "setfit":
+            from taskkit_plugins.few_shot.setfit_engine import fit_with_setfit
+
             predictor, info = fit_with_setfit(task, splits, config, labels)
         else:
             ref = resolve(config.model)
@@ -129,7 +119,7 @@ def with_zero_shot(trained: Predictor, task: Task, labels: LabelSpace, config: R
                    backend: str) -> Predictor:
     """``trained`` averaged with a zero-shot classifier of the same labels and descriptions."""
     from taskkit.ensemble import EnsemblePredictor
-    from taskkit.zeroshot import build
+    from taskkit.zero_shot_predictor import build
 
     descriptions = {name: opts.descriptions.get(name) for name in labels.names}
     zero = build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
@@ -149,8 +139,8 @@ def prior_mix(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace,
         return opts.prior_weight / (1.0 + opts.prior_weight)
     if opts.head != "logistic":
         return None
-    from taskkit.kernel.contrastive import embed
-    from taskkit.kernel.prior import choose_mix
+    from taskkit_plugins.few_shot.contrastive import embed, multi_hot
+    from taskkit_plugins.few_shot.prior import choose_mix
 
     x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
     prior = embed(body, tokenizer, prompts, config.max_length, config.precision)
@@ -174,9 +164,10 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from taskkit.kernel.contrastive import EmbeddingHead, embed
+    from taskkit.kernel.heads import EmbeddingHead
     from taskkit.kernel.model import TaskModel
-    from taskkit.kernel.prior import blend, fit_logistic
+    from taskkit_plugins.few_shot.contrastive import embed, multi_hot
+    from taskkit_plugins.few_shot.prior import blend, fit_logistic
 
     x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
     y = multi_hot(splits.train, labels)
@@ -265,46 +256,6 @@ def _raw_norm(body: Any, tokenizer: Any, texts: list[str], max_length: int) -> f
     with torch.inference_mode():
         hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
         return float(mean_pool(hidden, encoded["attention_mask"].to(body.device)).norm(dim=-1).mean())
-
-
-def fit_with_setfit(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace) -> tuple[Predictor, dict]:
-    """The setfit library's own Trainer at its defaults, scratch output in a temporary folder."""
-    import numpy as np
-    import torch
-    from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
-
-    from taskkit.kernel.contrastive import EmbeddingHead
-    from taskkit.kernel.model import TaskModel
-    from taskkit.models import load_tokenizer, resolve
-
-    if labels.multi_label:
-        raise TaskkitError("few-shot: engine=setfit supports single-label data only here; use engine=taskkit")
-    ref = resolve(config.model)
-    model = SetFitModel.from_pretrained(ref)
-    y = [labels.index(e["label"]) for e in splits.train]
-    data = Dataset.from_dict({"text": [e["text"] for e in splits.train], "label": y})
-    with tempfile.TemporaryDirectory(prefix="taskkit-setfit-") as scratch:
-        args = TrainingArguments(output_dir=scratch, seed=config.seed, max_length=config.max_length,
-                                 show_progress_bar=False, report_to="none", save_strategy="no")
-        Trainer(model=model, args=args, train_dataset=data).train()
-    clf = model.model_head
-    coef = np.zeros((len(labels), model.model_body.get_sentence_embedding_dimension()), dtype=np.float32)
-    bias = np.zeros(len(labels), dtype=np.float32)
-    if len(labels) == 2:
-        coef[1], bias[1] = clf.coef_[0], clf.intercept_[0]
-    else:
-        coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
-    body = model.model_body[0].auto_model
-    head = EmbeddingHead(body.config.hidden_size, len(labels))
-    with torch.no_grad():
-        head.out.weight.copy_(torch.from_numpy(coef))
-        head.out.bias.copy_(torch.from_numpy(bias))
-    from taskkit.kernel.predictor import EmbeddingHeadPredictor
-
-    predictor = EmbeddingHeadPredictor(TaskModel(body, head), load_tokenizer(ref), task, labels, "few-shot",
-                                       settings_of(config, "logistic"))
-    return predictor, {"setfit": {"defaults": True}}
 
 
 @taskkit.hookimpl

@@ -74,7 +74,7 @@ def headline_metrics(model_folder: Path, given: Path) -> dict[str, float]:
 
 
 def is_zero_shot(predictor: Predictor) -> bool:
-    from taskkit.zeroshot import ZeroShotPredictor
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
 
     return isinstance(predictor, ZeroShotPredictor)
 
@@ -83,7 +83,8 @@ def with_labels(predictor: Predictor, labels: Any) -> Predictor:
     """A zero-shot predictor scoring ``labels`` (a list of names or {label: description}) with the
     loaded model's backends (nothing is loaded again); its self-trained head, if any, is for the
     saved labels and is left out."""
-    from taskkit.zeroshot import ZeroShotPredictor, fills_hypotheses, parse_labels
+    from taskkit.label_sets import parse_labels
+    from taskkit.zero_shot_predictor import ZeroShotPredictor, fills_hypotheses
 
     if not isinstance(predictor, ZeroShotPredictor):
         raise TaskkitError("per-request 'labels' are for zero-shot models; this model has fixed labels")

@@ -22,7 +22,7 @@ import taskkit
 from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.errors import TaskkitError
 from taskkit.options import read
-from taskkit.zeroshot import ZeroShotOptions
+from taskkit.zero_shot_predictor import ZeroShotOptions
 
 
 class ZeroShotMode(Mode):
@@ -35,12 +35,12 @@ class ZeroShotMode(Mode):
 
     def supports(self, task: Task) -> bool:
         # sequence tasks, and tasks that fill label hypotheses per example (relation extraction)
-        from taskkit.zeroshot import fills_hypotheses
+        from taskkit.zero_shot_predictor import fills_hypotheses
 
         return task.level == "sequence" or fills_hypotheses(task)
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
-        from taskkit.zeroshot import build
+        from taskkit.zero_shot_predictor import build
 
         opts = read(config, ZeroShotOptions)
         predictor = build(task, config)

@@ -1,6 +1,6 @@
-"""Zero-shot classification from label names and descriptions: label sets, the predictor, self-training.
+"""The zero-shot predictor (format ``zero-shot.v1``): label hypotheses scored by a backend, self-training.
 
-A label set maps each label to a description (or ``None``: its name is used). Each label becomes
+A label set (:mod:`taskkit.label_sets`) maps each label to a description (or ``None``: its name is used). Each label becomes
 a hypothesis through the task's template, e.g. "This text is about {}." -> "This text is about
 sports news: games, teams...". The ``nli`` backend asks a cross-encoder whether the text entails
 each hypothesis; the ``embedding`` backend compares a bi-encoder's embeddings of text and
@@ -11,7 +11,6 @@ confident ones and fits a logistic regression on their embeddings: no gold label
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from taskkit.contracts import (
     Task,
 )
 from taskkit.errors import TaskkitError
+from taskkit.label_sets import hypotheses, parse_labels
 from taskkit.options import read
 
 if TYPE_CHECKING:
@@ -59,69 +59,6 @@ def fills_hypotheses(task: Task) -> bool:
     return task.fills_hypotheses_per_example
 
 
-def parse_labels(spec: Any) -> dict[str, str | None]:
-    """Labels from ``a,b,c``, a JSON/YAML file (label -> description, or a list), a dict or a list."""
-    if isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() in (".json", ".yaml", ".yml")):
-        spec = _read_label_file(Path(spec))
-    elif isinstance(spec, str):
-        spec = [part.strip() for part in split_names(spec)]
-    if isinstance(spec, dict):
-        items = [(str(k).strip(), None if v is None else str(v).strip()) for k, v in spec.items()]
-    elif isinstance(spec, (list, tuple)):
-        items = [(str(k).strip(), None) for k in spec]
-    else:
-        raise TaskkitError("zero-shot labels: give names (a,b,c), a JSON/YAML file or a dict of label -> description")
-    names = [k for k, _ in items]
-    if not names or not all(names):
-        raise TaskkitError("zero-shot needs labels: --labels a,b,c or --labels FILE (an empty label name was given)"
-                           if names else "zero-shot needs labels: --labels a,b,c or --labels FILE")
-    seen = set()
-    for name in names:
-        if name.lower() in seen:
-            raise TaskkitError(f"zero-shot labels: {name!r} is given twice")
-        seen.add(name.lower())
-    return dict(items)
-
-
-def split_names(spec: str) -> list[str]:
-    """``a,b,c`` split on the commas outside brackets: a relation's ``Cause-Effect(e1,e2)`` is one name."""
-    names, current, depth = [], "", 0
-    for char in spec:
-        if char == "," and depth == 0:
-            names.append(current)
-            current = ""
-            continue
-        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
-        depth = max(depth, 0)
-        current += char
-    return [*names, current]
-
-
-def _read_label_file(path: Path) -> Any:
-    if not path.is_file():
-        raise TaskkitError(f"{path}: no such labels file")
-    text = path.read_text(encoding="utf-8")
-    import yaml
-
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TaskkitError(f"{path}: not a valid labels file ({first})") from None
-
-
-def hypotheses(labels: dict[str, str | None], template: str) -> list[str]:
-    check_template(template)
-    return [template.format(description or name.replace("_", " ")) for name, description in labels.items()]
-
-
-def check_template(template: str) -> None:
-    if "{}" not in template:
-        raise TaskkitError(f"template {template!r} has no {{}} for the label (e.g. \"This text is about {{}}.\")")
-
-
 class ZeroShotPredictor(Predictor):
     """Scores label hypotheses with a backend; optionally a self-trained classifier on top."""
 
@@ -152,7 +89,7 @@ class ZeroShotPredictor(Predictor):
     # --- backends, loaded on first use ---------------------------------------------------
     def scorer(self) -> Any:
         if self._scorer is None:
-            from taskkit.kernel import zero_shot as zs
+            from taskkit import hypothesis_scoring as zs
 
             s = self.settings
             self._scorer = zs.NLIScorer(s["nli_model"], s.get("precision", "auto"), s.get("eval_batch_size", 128),
@@ -162,7 +99,7 @@ class ZeroShotPredictor(Predictor):
     def encoder(self) -> Any:
         """The bi-encoder of the embedding backend and of the self-trained classifier."""
         if self._encoder is None:
-            from taskkit.kernel.zero_shot import EmbeddingScorer
+            from taskkit.hypothesis_scoring import EmbeddingScorer
 
             self._encoder = EmbeddingScorer(self.settings["encoder"], self.settings.get("precision", "auto"),
                                             self.settings.get("eval_batch_size", 128))
@@ -172,7 +109,7 @@ class ZeroShotPredictor(Predictor):
         return [self.task.as_example(x)["text"] for x in inputs]
 
     def zero_shot_proba(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        from taskkit.kernel.zero_shot import sigmoid, softmax
+        from taskkit.hypothesis_scoring import sigmoid, softmax
 
         backend = self.settings["backend"]
         nli = self.scorer().probabilities(texts, self.hypotheses, self.labels.multi_label) if backend != "embedding" else None
@@ -302,14 +239,14 @@ class ZeroShotPredictor(Predictor):
 
 
 def _logistic_proba(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    from taskkit.kernel.zero_shot import softmax
+    from taskkit.hypothesis_scoring import softmax
 
     return softmax(x @ coef.T + intercept)
 
 
 def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     """A zero-shot predictor from a run's settings (labels, template, backend, model, options)."""
-    from taskkit.kernel.zero_shot import DEFAULT_EMBEDDING, DEFAULT_NLI
+    from taskkit.hypothesis_scoring import DEFAULT_EMBEDDING, DEFAULT_NLI
 
     if config.labels is None:
         raise TaskkitError("zero-shot needs labels: --labels a,b,c or --labels FILE (JSON/YAML: label -> description)")

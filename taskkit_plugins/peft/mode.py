@@ -43,8 +43,8 @@ class PeftMode(Mode):
         return task.level in ("sequence", "token", "pair")
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
-        from taskkit.kernel.adapters import add_adapter, as_adapter_predictor
         from taskkit.kernel.fit import fit_task_model
+        from taskkit_plugins.peft.adapters import add_adapter, as_adapter_predictor
 
         opts = read(config, PeftOptions)
         adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(ModeOptions.model_fields) - {"merge"})
@@ -63,7 +63,6 @@ class PeftMode(Mode):
         return adapted
 
 
-
 @taskkit.hookimpl
 def register_modes(register: Callable[[Mode], None]) -> None:
     register(PeftMode())
@@ -80,7 +79,7 @@ def register_commands(cli: typer.Typer) -> None:
         """
         from taskkit.api import load
         from taskkit.errors import TaskkitError
-        from taskkit.kernel.adapters import AdapterPredictor
+        from taskkit.kernel.predictor import AdapterPredictor
         from taskkit.ownership import check_model_path, check_writable
 
         check_model_path(out)  # before any work: never replace what is not taskkit's

@@ -1,4 +1,5 @@
-"""Zero-shot scoring on the shared inference kernel: NLI cross-encoders and bi-encoders.
+"""Scoring texts against label hypotheses, no training: NLI cross-encoders and bi-encoders, on the
+kernel's inference. What the zero-shot predictor (format ``zero-shot.v1``) runs; torch loads on first use.
 
 NLI: every (text, hypothesis) pair goes through the kernel as one length-sorted stream with
 dynamic padding. Texts and hypotheses are tokenized once each and joined by the tokenizer's own
@@ -12,14 +13,14 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from taskkit.errors import TaskkitError
-from taskkit.kernel.device import default_device, resolve_precision
-from taskkit.kernel.infer import predict_logits
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_NLI = "nli-minilm"  # shipped in taskkit/packaged
 DEFAULT_EMBEDDING = "minilm"
@@ -94,6 +95,8 @@ class NLIScorer:
         self.entail, self.contra = entailment_index(id2label, ref)
         self.names = [str(id2label[i]) for i in sorted(id2label)]
         self.layout = PairLayout.of(self.tokenizer)
+        from taskkit.kernel.device import default_device
+
         self._bf16: torch.nn.Module | None = None
         self.device = default_device()
         self.model.to(self.device)
@@ -124,6 +127,11 @@ class NLIScorer:
         overlapping windows, each window is scored against each hypothesis, and a hypothesis's row
         is that of the window where it is most entailed (the usual reading of a long document:
         a label holds if some passage says so). Nothing is cut away unscored."""
+        import torch
+
+        from taskkit.kernel.device import resolve_precision
+        from taskkit.kernel.infer import predict_logits
+
         unique = sorted({h for hs in hypotheses for h in hs})
         b_of = dict(zip(unique, self.token_ids(unique))) if unique else {}
         features, owners = [], []  # owners: (text, hypothesis) of each feature
@@ -150,6 +158,8 @@ class NLIScorer:
     def probabilities(self, texts: Sequence[str], hypotheses: Sequence[str], multi_label: bool) -> np.ndarray:
         """Single-label: softmax over the labels' entailment logits (as transformers' pipeline).
         Multi-label: entailment against contradiction for each label on its own."""
+        from taskkit.kernel.device import resolve_precision
+
         logits = self.logits(texts, hypotheses)
         if not multi_label and len(hypotheses) > 1 and resolve_precision(self.precision) == "bf16":
             self.settle_ties(texts, hypotheses, logits)
@@ -224,6 +234,7 @@ class EmbeddingScorer:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
+        from taskkit.kernel.device import default_device
         from taskkit.models import resolve
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr, as for every other load
@@ -242,6 +253,8 @@ class EmbeddingScorer:
         self.body.to(self.device)
 
     def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
+        import torch
+
         hidden = self.body(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "cls":
@@ -254,6 +267,8 @@ class EmbeddingScorer:
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from taskkit.kernel.infer import predict_logits
+
         if not len(texts):
             return np.zeros((0, self.body.config.hidden_size), dtype=np.float32)
         # a text longer than max_length: overlapping windows, their embeddings averaged (nothing cut)

@@ -1,4 +1,5 @@
-"""Few-shot learning on the kernel: label prompts, sentence embeddings and in-batch contrastive training.
+"""The few-shot mode's first phase, on the kernel's loop: label prompts, sentence embeddings and
+in-batch contrastive training.
 
 SetFit trains its sentence body on a pre-generated list of text pairs, which re-encodes every text
 dozens of times. Here a class-balanced batch of texts is encoded once per step and the cosine loss
@@ -31,6 +32,15 @@ def label_prompts(task: Task, labels: LabelSpace, descriptions: dict[str, str] |
     return [known.get(name) or name.replace("_", " ").replace("/", " and ") for name in labels.names]
 
 
+def multi_hot(examples: list[dict[str, Any]], labels: LabelSpace) -> np.ndarray:
+    """One row per example, 1.0 in its label's column (each of its labels' for multi-label data)."""
+    rows = np.zeros((len(examples), len(labels)), dtype=np.float32)
+    for i, e in enumerate(examples):
+        for name in e.get("labels", [e.get("label")]):
+            rows[i, labels.index(name)] = 1.0
+    return rows
+
+
 class Pooler(nn.Module):
     """Body -> mean-pooled, L2-normalised sentence embedding (the sentence-transformers recipe)."""
 
@@ -44,18 +54,6 @@ class Pooler(nn.Module):
             inputs["token_type_ids"] = rest["token_type_ids"]
         hidden = self.body(**inputs).last_hidden_state
         return nn.functional.normalize(mean_pool(hidden, attention_mask).float(), dim=-1)
-
-
-class EmbeddingHead(nn.Module):
-    """Mean pooling, L2 normalisation, then a linear layer: the head a logistic regression becomes."""
-
-    def __init__(self, hidden_size: int, num_labels: int) -> None:
-        super().__init__()
-        self.out = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        pooled = mean_pool(hidden, batch["attention_mask"]).float()
-        return self.out(nn.functional.normalize(pooled, dim=-1))
 
 
 def embed(body: nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int, precision: str = "auto",
