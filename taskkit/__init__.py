@@ -5,7 +5,16 @@ authors ``hookimpl`` with the contract classes ``Task``, ``Mode`` and ``Predicto
 Importing taskkit never imports torch.
 """
 
-from taskkit.contracts import Example, LabelSpace, Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.contracts import (
+    Example,
+    LabelSpace,
+    Mode,
+    Predictor,
+    RunConfig,
+    Splits,
+    Task,
+    TrainingRecord,
+)
 from taskkit.errors import TaskkitError
 from taskkit.hookspecs import hookimpl
 from taskkit.options import ModeOptions, Options, TaskOptions
@@ -21,6 +30,24 @@ def __getattr__(name: str):  # the API module pulls in data readers; load it on 
     raise AttributeError(f"module 'taskkit' has no attribute {name!r}")
 
 
-__all__ = ["run", "load", "predict", "zero_shot", "RunResult", "hookimpl", "Task", "Mode", "Predictor", "RunConfig",
-           "Splits", "LabelSpace", "Example", "TaskkitError", "TrainingRecord", "Options", "TaskOptions", "ModeOptions",
-           "__version__"]
+__all__ = [
+    "Example",
+    "LabelSpace",
+    "Mode",
+    "ModeOptions",
+    "Options",
+    "Predictor",
+    "RunConfig",
+    "RunResult",
+    "Splits",
+    "Task",
+    "TaskOptions",
+    "TaskkitError",
+    "TrainingRecord",
+    "__version__",
+    "hookimpl",
+    "load",
+    "predict",
+    "run",
+    "zero_shot",
+]

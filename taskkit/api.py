@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from taskkit import registry
 from taskkit.artifacts import load as load_predictor
@@ -26,20 +27,20 @@ DEMO_ROOT = Path(__file__).parent / "demo"
 
 @dataclass
 class RunResult:
-    predictor: "Predictor"
+    predictor: Predictor
     metrics: dict[str, Any]
     out: Path | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def demo_data(task: "Task") -> Path:
+def demo_data(task: Task) -> Path:
     folder = DEMO_ROOT / task.name
     if not folder.is_dir():
         raise TaskkitError(f"task {task.name!r} has no demo data: give --data")
     return folder
 
 
-def make_config(mode_defaults: dict[str, Any], *, task_obj: "Task | None" = None, mode_obj: "Mode | None" = None,
+def make_config(mode_defaults: dict[str, Any], *, task_obj: Task | None = None, mode_obj: Mode | None = None,
                 **overrides: Any) -> RunConfig:
     """RunConfig from the mode's defaults, then the caller's values (``None`` = not given). With
     ``task_obj`` and ``mode_obj``, ``options`` become their validated :mod:`taskkit.options`."""
@@ -124,7 +125,7 @@ def _headline(scores: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
 
 
-def _old_test(task: "Task", config: RunConfig) -> dict[str, Any] | None:
+def _old_test(task: Task, config: RunConfig) -> dict[str, Any] | None:
     """The continued model's own test split and its scores before continuing, if it can be found."""
     from taskkit.kernel.resume import continuable_metadata
 
@@ -149,12 +150,12 @@ def _run_data(meta: dict[str, Any]) -> str | None:
     return data if isinstance(data, str) else None
 
 
-def load(path: str | Path) -> "Predictor":
+def load(path: str | Path) -> Predictor:
     """A saved model folder (or a run's output folder) as a :class:`Predictor`."""
     return load_predictor(path)
 
 
-def predict(model: "str | Path | Predictor", inputs: Sequence[Any]) -> list[dict[str, Any]]:
+def predict(model: str | Path | Predictor, inputs: Sequence[Any]) -> list[dict[str, Any]]:
     """Prediction records (label and probabilities) for ``inputs``, as ``taskkit predict`` prints them."""
     predictor = load(model) if isinstance(model, (str, Path)) else model
     examples = [predictor.task.as_example(x) for x in inputs]
@@ -166,7 +167,7 @@ def predict(model: "str | Path | Predictor", inputs: Sequence[Any]) -> list[dict
 
 def zero_shot(labels: Any, task: str = "topic", *, backend: str | None = None, template: str | None = None,
               model: str | None = None, encoder: str | None = None, multi_label: bool = False,
-              threshold: float | None = None, unlabelled: Sequence[str] | None = None, **settings: Any) -> "Predictor":
+              threshold: float | None = None, unlabelled: Sequence[str] | None = None, **settings: Any) -> Predictor:
     """A zero-shot classifier for ``task`` from ``labels``: a dict label -> description, a list of
     names, ``"a,b,c"`` or a JSON/YAML file. ``model``: the NLI model (backends ``nli`` and
     ``both``) or the bi-encoder (``embedding``); ``encoder``: the bi-encoder of ``both`` and of

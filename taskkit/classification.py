@@ -7,8 +7,9 @@ itself (and, if it likes, its label descriptions and hypothesis template).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -126,7 +127,7 @@ class ClassificationTask(Task):
         return [sorted(e["labels"]) if labels.multi_label else e["label"] for e in examples]
 
     # --- model ---------------------------------------------------------------------------
-    def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
+    def encode(self, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, labels: LabelSpace,
                max_length: int, truncate: bool = False) -> list[Features]:
         """One feature per text, or, for a text longer than ``max_length``, one per overlapping
         window (``_example`` says whose): the predictor pools the windows' logits, and in training
@@ -136,7 +137,7 @@ class ClassificationTask(Task):
         features: list[Features] = []
         for row, i in enumerate(owners):
             e = examples[i]
-            f: Features = {k: encoded[k][row] for k in encoded.keys()}
+            f: Features = {k: encoded[k][row] for k in encoded}
             f["_example"] = i
             if labels.multi_label and "labels" in e:
                 f["labels"] = [1.0 if name in e["labels"] else 0.0 for name in labels.names]
@@ -145,7 +146,7 @@ class ClassificationTask(Task):
             features.append(f)
         return features
 
-    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int,
+    def tokenize(self, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int,
                  truncate: bool = False) -> Any:
         texts = [e["text"] for e in examples]
         if truncate:
@@ -154,27 +155,27 @@ class ClassificationTask(Task):
         return tokenizer(texts, truncation=True, max_length=max_length, stride=max_length // 4,
                          return_overflowing_tokens=True)
 
-    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
+    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> torch.nn.Module:
         from taskkit.kernel.model import SequenceHead
 
         return SequenceHead(hidden_size, len(labels), dropout, self.pooling)
 
-    def output_layer(self, head: "torch.nn.Module") -> "torch.nn.Linear | None":
+    def output_layer(self, head: torch.nn.Module) -> torch.nn.Linear | None:
         from taskkit.kernel.model import SequenceHead
 
         return head.out if isinstance(head, SequenceHead) else None
 
-    def loss(self, labels: LabelSpace) -> Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]:
+    def loss(self, labels: LabelSpace) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         from torch import nn
 
         return nn.BCEWithLogitsLoss() if labels.multi_label else nn.CrossEntropyLoss()
 
-    def probabilities(self, logits: "np.ndarray", labels: LabelSpace) -> "np.ndarray":
+    def probabilities(self, logits: np.ndarray, labels: LabelSpace) -> np.ndarray:
         from scipy.special import expit, softmax
 
         return expit(logits) if labels.multi_label else softmax(logits, axis=-1)
 
-    def decode(self, probabilities: "np.ndarray", labels: LabelSpace, threshold: float | None = None) -> list[Any]:
+    def decode(self, probabilities: np.ndarray, labels: LabelSpace, threshold: float | None = None) -> list[Any]:
         if labels.multi_label:
             cut = 0.5 if threshold is None else threshold
             return [[labels.names[j] for j in range(len(labels)) if row[j] >= cut] for row in probabilities]
@@ -190,7 +191,7 @@ class ClassificationTask(Task):
         return read(config, ClassificationOptions).threshold
 
     def choose_threshold(self, predictor: Any, dev: Sequence[Example], labels: LabelSpace,
-                         config: RunConfig, probabilities: "np.ndarray | None" = None) -> float | None:
+                         config: RunConfig, probabilities: np.ndarray | None = None) -> float | None:
         """The threshold a trained model keeps: multi-label, tuned on dev for ``threshold_metric``
         (default macro-F1, which a single cut tuned for micro-F1 would trade away on rare labels)."""
         fixed = self.fixed_threshold(config)
@@ -271,7 +272,7 @@ class PairClassificationTask(ClassificationTask):
                                    f"found: {present})")
         raise TaskkitError(f"task {self.name!r} needs pairs: [first, second] or {{'premise': ..., 'hypothesis': ...}}")
 
-    def tokenize(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", max_length: int,
+    def tokenize(self, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int,
                  truncate: bool = False) -> Any:
         # pairs (premise + hypothesis) are short; both sides are trimmed, longest first
         return tokenizer([e["text"] for e in examples], [e["text_pair"] for e in examples],

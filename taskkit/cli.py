@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -30,9 +30,9 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 def run(
     task: str = typer.Argument(..., help="Task name (see `taskkit tasks`)."),
     mode: str = typer.Option("full", help="Learning mode (see `taskkit modes`)."),
-    data: Optional[str] = typer.Option(None, help="Folder with train/dev/test files, one file, or hf:NAME[:CONFIG]. "
+    data: str | None = typer.Option(None, help="Folder with train/dev/test files, one file, or hf:NAME[:CONFIG]. "
                                                   "Default: the task's small demo data."),
-    out: Optional[Path] = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
+    out: Path | None = typer.Option(None, help="Output folder. Default: runs/TASK-MODE."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write the run into an --out folder that holds other "
                                    "files too; they are left untouched."),
     **settings: Any,
@@ -63,12 +63,12 @@ def _setting_parameters() -> list[inspect.Parameter]:
         kinds = [k.strip() for k in str(f.type).split("|") if k.strip() != "None"]
         annotation: Any
         if f.name == "options":
-            annotation, default = List[str], typer.Option([], *names, help=help)
+            annotation, default = list[str], typer.Option([], *names, help=help)
         elif kinds == ["bool"]:  # a flag: given means "not the field's default"
             annotation, default = bool, typer.Option(False, *names, help=help)
         else:
             kind = {"int": int, "float": float}.get(kinds[0]) if len(kinds) == 1 else None
-            annotation, default = Optional[kind or str], typer.Option(None, *names, help=help)
+            annotation, default = (kind or str) | None, typer.Option(None, *names, help=help)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
     return params
 
@@ -99,8 +99,8 @@ app.command()(run)
 @app.command()
 def predict(
     model_dir: Path = typer.Argument(..., help="A model folder (or a run's output folder)."),
-    texts: List[str] = typer.Argument(None, help="Texts to classify."),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A file of inputs: one text a line (split at newlines "
+    texts: list[str] = typer.Argument(None, help="Texts to classify."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="A file of inputs: one text a line (split at newlines "
                                          "only; output row i is line i, a blank line between texts is an error), or "
                                          ".jsonl/.csv/.tsv rows; '-' reads texts from stdin."),
 ) -> None:
@@ -189,7 +189,7 @@ def export(
     model_dir: Path = typer.Argument(..., help="A model folder (or a run's output folder)."),
     out: Path = typer.Argument(..., help="The exported model folder (new, empty, or a taskkit model folder)."),
     format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: dynamic int8 weights (onnxruntime)."),
+    quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 weights (onnxruntime)."),
 ) -> None:
     """Export a model to ONNX: a model folder `taskkit predict` runs with onnxruntime, without torch."""
     from taskkit.export import export_model

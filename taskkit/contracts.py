@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from taskkit.options import ModeOptions, TaskOptions
 
@@ -122,10 +123,10 @@ class RunConfig:
     checkpoint_dir: str | None = _setting(None, "Set by taskkit.run to OUT/checkpoints.", cli=False)
     resume: bool = _setting(False, "Continue an interrupted run from OUT's newest checkpoint.")
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Refuse out-of-range settings with one line naming the option (:mod:`taskkit.settings`)."""
         from taskkit.settings import validate
 
@@ -169,7 +170,7 @@ class TrainingRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingRecord":
+    def from_dict(cls, data: dict[str, Any]) -> TrainingRecord:
         """A record from ``metrics.json``'s ``training`` (or a plugin's dict): keys that are not
         fields go to ``extra``."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
@@ -225,7 +226,7 @@ class Task(ABC):
     def encode(
         self,
         examples: Sequence[Example],
-        tokenizer: "PreTrainedTokenizerBase",
+        tokenizer: PreTrainedTokenizerBase,
         labels: LabelSpace,
         max_length: int,
         truncate: bool = False,
@@ -238,19 +239,19 @@ class Task(ABC):
         """
 
     @abstractmethod
-    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
+    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> torch.nn.Module:
         """The module that maps ``(hidden_states, batch)`` to logits."""
 
     @abstractmethod
-    def loss(self, labels: LabelSpace) -> Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]:
+    def loss(self, labels: LabelSpace) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``loss(logits, gold) -> scalar``."""
 
     @abstractmethod
-    def probabilities(self, logits: "np.ndarray", labels: LabelSpace) -> "np.ndarray":
+    def probabilities(self, logits: np.ndarray, labels: LabelSpace) -> np.ndarray:
         """Scores in [0, 1] from logits (softmax, sigmoid, per token...)."""
 
     @abstractmethod
-    def decode(self, probabilities: "np.ndarray", labels: LabelSpace, threshold: float | None = None) -> list[Any]:
+    def decode(self, probabilities: np.ndarray, labels: LabelSpace, threshold: float | None = None) -> list[Any]:
         """Predictions from probabilities: a label, a list of labels, a list of entities..."""
 
     @abstractmethod
@@ -283,7 +284,7 @@ class Task(ABC):
         return None
 
     def choose_threshold(self, predictor: Predictor, dev: Sequence[Example], labels: LabelSpace,
-                         config: RunConfig, probabilities: "np.ndarray | None" = None) -> float | None:
+                         config: RunConfig, probabilities: np.ndarray | None = None) -> float | None:
         """The threshold a trained model keeps (``Predictor.threshold``), chosen after each dev
         evaluation (``probabilities``: the predictor's on ``dev``, when already computed).
         Default: :meth:`fixed_threshold`."""
@@ -295,7 +296,7 @@ class Task(ABC):
         entailed (the negative label). Default: ``None`` (hypotheses come from ``hypothesis_template``)."""
         return None
 
-    def output_layer(self, head: "torch.nn.Module") -> "torch.nn.Linear | None":
+    def output_layer(self, head: torch.nn.Module) -> torch.nn.Linear | None:
         """The head's last linear layer (a row per label), which modes may initialise (label
         priors, a zero-shot start); ``None`` (default): the head has none to set."""
         return None
@@ -304,8 +305,8 @@ class Task(ABC):
         """Tokens to add to the tokenizer before training (entity markers); the body's embeddings grow."""
         return []
 
-    def collect_logits(self, features: Sequence[Features], logits: list["np.ndarray"], count: int,
-                       labels: LabelSpace) -> list["np.ndarray"] | None:
+    def collect_logits(self, features: Sequence[Features], logits: list[np.ndarray], count: int,
+                       labels: LabelSpace) -> list[np.ndarray] | None:
         """Per-input logits from per-feature logits when the task splits inputs its own way (a token
         task's windows of words); ``None``: the kernel's default (windows averaged)."""
         return None
@@ -338,7 +339,7 @@ class Predictor(ABC):
     mode: str | None = None
 
     @abstractmethod
-    def predict_proba(self, inputs: Sequence[Any]) -> "np.ndarray":
+    def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
         """Probabilities, one row per input, columns in ``labels.names`` order."""
 
     def predict(self, inputs: Sequence[Any], threshold: float | None = None) -> list[Any]:
@@ -352,7 +353,7 @@ class Predictor(ABC):
         self.format`` in its metadata); return its path."""
 
     @classmethod
-    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "Predictor":
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
         """Rebuild a predictor of :attr:`format` from a model folder (no network); the loader a
         format is usually registered with."""
         raise NotImplementedError(f"{cls.__name__} does not load model folders")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -11,9 +12,9 @@ if TYPE_CHECKING:
 
 
 def evaluate(
-    predictor: "Predictor", examples: Sequence["Example"], threshold: float | None = None,
-    probabilities: "np.ndarray | None" = None,
-) -> tuple[dict[str, Any], list[Any], "np.ndarray"]:
+    predictor: Predictor, examples: Sequence[Example], threshold: float | None = None,
+    probabilities: np.ndarray | None = None,
+) -> tuple[dict[str, Any], list[Any], np.ndarray]:
     """(metrics, predictions, probabilities) of ``predictor`` on gold-labelled ``examples``
     (``probabilities``: already computed for them, to score without running the model again)."""
     task, labels = predictor.task, predictor.labels

@@ -76,7 +76,7 @@ def _load(kind: str, loader: Any, ref: str, **kwargs: Any) -> Any:
         raise TaskkitError(f"cannot load {kind} of model {ref!r}: {first}") from None
 
 
-def load_tokenizer(ref: str) -> "PreTrainedTokenizerBase":
+def load_tokenizer(ref: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     tokenizer = _load("tokenizer", AutoTokenizer.from_pretrained, ref)
@@ -85,14 +85,14 @@ def load_tokenizer(ref: str) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def load_body(ref: str) -> "PreTrainedModel":
+def load_body(ref: str) -> PreTrainedModel:
     """The bare encoder (no head) from a folder or hub id; safetensors weights only, never a pickle."""
     from transformers import AutoModel
 
     return _load("weights", AutoModel.from_pretrained, ref)
 
 
-def body_from_config(folder: str | Path) -> "PreTrainedModel":
+def body_from_config(folder: str | Path) -> PreTrainedModel:
     """An encoder with the architecture in ``folder/config.json`` and random weights."""
     from transformers import AutoConfig, AutoModel
 

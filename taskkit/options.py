@@ -71,7 +71,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def merged(task: "Task", mode: "Mode") -> type[Options]:
+def merged(task: Task, mode: Mode) -> type[Options]:
     """One Options class holding the task's fields and the mode's (the task's win on a shared name)."""
     return _merged(task.Options, mode.Options)
 
@@ -91,7 +91,7 @@ def _merged(task_options: type[Options], mode_options: type[Options]) -> type[Op
                             **{n: (f.annotation, f) for n, f in fields.items()})  # type: ignore[call-overload]
 
 
-def validate(task: "Task", mode: "Mode", values: "dict[str, Any] | Options | None") -> Options:
+def validate(task: Task, mode: Mode, values: dict[str, Any] | Options | None) -> Options:
     """The validated options of a run of ``task`` in ``mode``; one line naming the key when refused."""
     cls = merged(task, mode)
     if isinstance(values, cls):
@@ -102,7 +102,7 @@ def validate(task: "Task", mode: "Mode", values: "dict[str, Any] | Options | Non
     return _checked(cls, dict(values or {}), where)
 
 
-def read(config: "RunConfig", cls: type[O]) -> O:
+def read(config: RunConfig, cls: type[O]) -> O:
     """The options ``cls`` declares, from a run's config: the validated object itself (a run made
     by :func:`taskkit.run` or the CLI), else ``config.options`` (a plain dict, as code building a
     :class:`RunConfig` by hand may give) checked against ``cls`` for the keys it declares."""
@@ -195,7 +195,7 @@ def run_settings(defaults: dict[str, Any] | None = None) -> list[tuple[str, str,
     return rows
 
 
-def render(task: "Task", mode: "Mode") -> list[str]:
+def render(task: Task, mode: Mode) -> list[str]:
     """What ``taskkit options TASK --mode MODE`` prints: the ``--option`` keys of the task and of
     the mode (type, default, help), then the run settings."""
     lines: list[str] = []

@@ -8,7 +8,8 @@ out-of-scope recall, reported separately because one hides the other in plain ac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -44,7 +45,7 @@ class Intent(ClassificationTask):
         # out-of-scope examples may appear in dev/test without any in training (threshold-only oos)
         super().check_known([e for e in examples if e.get("label") != OOS], labels, split)
 
-    def decode(self, probabilities: "np.ndarray", labels: LabelSpace, threshold: float | None = None) -> list[Any]:
+    def decode(self, probabilities: np.ndarray, labels: LabelSpace, threshold: float | None = None) -> list[Any]:
         predicted = super().decode(probabilities, labels, None if not labels.multi_label else threshold)
         if threshold is None or labels.multi_label:
             return predicted

@@ -6,7 +6,7 @@ hypotheses with it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import taskkit
 from taskkit.classification import PairClassificationTask

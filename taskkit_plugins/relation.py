@@ -10,7 +10,8 @@ relation types, direction counted, the negative label excluded), micro-F1 and ac
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import taskkit
 from taskkit.classification import ClassificationTask
@@ -108,7 +109,7 @@ class RelationTask(ClassificationTask):
         plain = [marker(r, None, c) for r in ("h", "t") for c in (False, True)]
         return plain + [marker(r, k, c) for k in kinds for r in ("h", "t") for c in (False, True)]
 
-    def encode(self, examples: Sequence[Example], tokenizer: "PreTrainedTokenizerBase", labels: LabelSpace,
+    def encode(self, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, labels: LabelSpace,
                max_length: int, truncate: bool = False) -> list[Features]:
         known = set(tokenizer.get_vocab())
         marked = [_marked(e, known) for e in examples]
@@ -134,7 +135,7 @@ class RelationTask(ClassificationTask):
             features.append(f)
         return features
 
-    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> "torch.nn.Module":
+    def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> torch.nn.Module:
         from taskkit.kernel.heads import MarkerPairHead
 
         return MarkerPairHead(hidden_size, len(labels), dropout)

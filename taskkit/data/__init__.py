@@ -3,4 +3,4 @@
 from taskkit.data.readers import read_records
 from taskkit.data.splits import load_splits, stratified_split
 
-__all__ = ["read_records", "load_splits", "stratified_split"]
+__all__ = ["load_splits", "read_records", "stratified_split"]

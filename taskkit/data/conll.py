@@ -7,8 +7,10 @@ Everything here is plain Python; the NER task builds on it. Internally tags are 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from taskkit.data.readers import text_lines
 from taskkit.data.values import has_text, show
@@ -137,7 +139,7 @@ def tags_from_spans(text: str, spans: Any, where: str) -> tuple[list[str], list[
             raise TaskkitError(f"{where}: entity span [{start}, {end}) covers only spaces or invisible characters")
         checked.append((start, end, kind.strip()))
     checked.sort()
-    for (s1, e1, _), (s2, e2, _) in zip(checked, checked[1:]):
+    for (s1, e1, _), (s2, e2, _) in pairwise(checked):
         if s2 < e1:
             raise TaskkitError(f"{where}: entity spans [{s1}, {e1}) and [{s2}, {e2}) overlap")
     words, offsets = split_words(text, [x for s, e, _ in checked for x in (s, e)])

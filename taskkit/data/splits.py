@@ -85,7 +85,7 @@ def stratified_split(examples: list[Example], fraction: float, seed: int) -> tup
     return [examples[i] for i in kept], [examples[i] for i in dev]
 
 
-def _hf_splits(spec: str, task: "Task", config: "RunConfig") -> dict[str, list[Example]]:
+def _hf_splits(spec: str, task: Task, config: RunConfig) -> dict[str, list[Example]]:
     name, _, subset = spec[3:].partition(":")
     try:
         import datasets
@@ -93,7 +93,7 @@ def _hf_splits(spec: str, task: "Task", config: "RunConfig") -> dict[str, list[E
         raise TaskkitError("hf: data needs the 'datasets' package (pip install datasets)") from None
     try:
         loaded = datasets.load_dataset(name, subset or None)
-    except Exception as exc:  # the hub raises many types; the user needs one line
+    except Exception as exc:  # noqa: BLE001 - the hub raises many types; the user needs one line
         raise TaskkitError(f"{spec}: cannot load from the Hugging Face hub ({type(exc).__name__}: {exc})") from None
     out: dict[str, list[Example]] = {}
     for split_name, rows in loaded.items():
@@ -104,7 +104,7 @@ def _hf_splits(spec: str, task: "Task", config: "RunConfig") -> dict[str, list[E
     return out
 
 
-def load_splits(task: "Task", data: str | Path, config: "RunConfig") -> Splits:
+def load_splits(task: Task, data: str | Path, config: RunConfig) -> Splits:
     """Read ``data`` with ``task``'s reader into splits."""
     spec = str(data)
     shots = config.shots

@@ -6,8 +6,9 @@ modes': a saved folder loads by its format without the plugin that trained it.""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class TorchPredictor(Predictor):
         return write_atomically(path, write, self.metadata())
 
     @classmethod
-    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> TorchPredictor:
         from safetensors.torch import load_file, load_model
 
         from taskkit.models import body_from_config, load_body, load_tokenizer, resolve
@@ -164,7 +165,7 @@ class AdapterPredictor(TorchPredictor):
         return TorchPredictor(model, self.tokenizer, self.task, self.labels, self.mode, {**self.settings, "merged": True})
 
     @classmethod
-    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> "TorchPredictor":
+    def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> TorchPredictor:
         from peft import PeftModel
         from safetensors import SafetensorError
         from safetensors.torch import load_file

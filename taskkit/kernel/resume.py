@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from taskkit.kernel.predictor import TorchPredictor
 
 
-def continuable_metadata(path: str | Path, task: "Task") -> dict[str, Any]:
+def continuable_metadata(path: str | Path, task: Task) -> dict[str, Any]:
     """The metadata of the model ``--from`` names, refusing a model of another task."""
     from taskkit.artifacts import read_metadata
 
@@ -23,7 +23,7 @@ def continuable_metadata(path: str | Path, task: "Task") -> dict[str, Any]:
     return meta
 
 
-def load_for_training(path: str | Path, task: "Task", mode: str, new: LabelSpace) -> tuple["TorchPredictor", LabelSpace]:
+def load_for_training(path: str | Path, task: Task, mode: str, new: LabelSpace) -> tuple[TorchPredictor, LabelSpace]:
     """The saved predictor to continue from, its head widened for labels it never saw.
 
     The saved label order is kept (new labels are appended), so old predictions stay comparable.

@@ -17,12 +17,22 @@ and saves its model in taskkit's format.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 import taskkit
-from taskkit.contracts import LabelSpace, Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.contracts import (
+    LabelSpace,
+    Mode,
+    ModeOptions,
+    Predictor,
+    RunConfig,
+    Splits,
+    Task,
+    TrainingRecord,
+)
 from taskkit.options import read
 
 if TYPE_CHECKING:
@@ -66,7 +76,12 @@ class FewShotMode(Mode):
 
         from taskkit.kernel.train import seed_everything
         from taskkit.models import load_body, load_tokenizer, resolve
-        from taskkit_plugins.few_shot.contrastive import contrastive_train, embed, label_prompts, multi_hot
+        from taskkit_plugins.few_shot.contrastive import (
+            contrastive_train,
+            embed,
+            label_prompts,
+            multi_hot,
+        )
 
         opts = read(config, FewShotOptions)
         labels = task.label_space(splits.train)
@@ -153,7 +168,7 @@ def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
 
 
 def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-                  prior: "np.ndarray | None", opts: FewShotOptions, mix: float | None = None) -> Predictor:
+                  prior: np.ndarray | None, opts: FewShotOptions, mix: float | None = None) -> Predictor:
     """SetFit's default head: logistic regression on normalised embeddings (one per label if multi-label).
 
     With the prior, each label's description embedding joins the training data as an example of its
@@ -196,7 +211,7 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
 
 
 def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-               prior: "np.ndarray | None", opts: FewShotOptions) -> tuple[Predictor, dict[str, Any]]:
+               prior: np.ndarray | None, opts: FewShotOptions) -> tuple[Predictor, dict[str, Any]]:
     """The task's own head, trained end to end with the body by the kernel's loop.
 
     Its output layer starts as the zero-shot classifier (each row: a label's normalised description

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import taskkit
 from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task

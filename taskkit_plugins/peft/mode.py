@@ -8,14 +8,23 @@ dropped-out copy of every targeted layer's input for the backward pass), ``targe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import typer
 from pydantic import Field
 
 import taskkit
-from taskkit.contracts import Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.contracts import (
+    Mode,
+    ModeOptions,
+    Predictor,
+    RunConfig,
+    Splits,
+    Task,
+    TrainingRecord,
+)
 from taskkit.options import read
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import typer
 
@@ -77,14 +77,14 @@ def register_modes(register: Callable[[Mode], None]) -> None:
 def register_commands(cli: typer.Typer) -> None:
     @cli.command("zero-shot")
     def zero_shot(
-        texts: List[str] = typer.Argument(..., help="Texts to classify."),
+        texts: list[str] = typer.Argument(..., help="Texts to classify."),
         labels: str = typer.Option(..., help="Labels a,b,c or a JSON/YAML file of label -> description."),
         task: str = typer.Option("topic", help="Sequence task whose hypothesis template is used."),
-        backend: Optional[str] = typer.Option(None, help="both (default), nli or embedding."),
-        template: Optional[str] = typer.Option(None, help='Hypothesis with {} for the label, e.g. "This text is about {}."'),
-        model: Optional[str] = typer.Option(None, help="NLI model (nli) or sentence-transformers model (embedding)."),
+        backend: str | None = typer.Option(None, help="both (default), nli or embedding."),
+        template: str | None = typer.Option(None, help='Hypothesis with {} for the label, e.g. "This text is about {}."'),
+        model: str | None = typer.Option(None, help="NLI model (nli) or sentence-transformers model (embedding)."),
         multi_label: bool = typer.Option(False, "--multi-label", help="Score each label on its own."),
-        abstain: Optional[float] = typer.Option(None, help="No label when the top probability is below this."),
+        abstain: float | None = typer.Option(None, help="No label when the top probability is below this."),
     ) -> None:
         """Classify TEXTS against labels given on the command line: one JSON line per text."""
         from taskkit import api
