@@ -15,6 +15,9 @@ Stages, so that training can run on another machine than the evaluation:
   --data DIR      train on pairs written by --prepare (else they are made in a temporary folder)
   --no-evaluate   train and ship only; --evaluate-only evaluates the shipped model and writes
                   its RESULTS.md section
+
+On several processes (GPUs, or CPUs over gloo): `torchrun --nproc_per_node N benchmarks/train_nli.py
+--data DIR --batch-size B` trains with DDP (B per process); the main process ships and evaluates.
 """
 
 from __future__ import annotations
@@ -108,8 +111,12 @@ def train(data: Path, work: Path, args: argparse.Namespace) -> dict:
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "minutes": round(seconds / 60, 1),
             "device": str(default_device()), "precision": resolve_precision("auto"), "machine": machine(),
             "command": command_line(), "training": t.as_dict() if t else None, "accuracy_at_training": m.get("accuracy")}
-    info["bytes"] = export_delta(work / "run" / "model", args.ship, base="minilm", training=info)
-    print(json.dumps({k: v for k, v in info.items() if k != "training"}))
+    from taskkit.distributed import is_main_process, on_main
+
+    # on several processes only the main one saved the run (in its own temporary folder) and ships it
+    info["bytes"] = on_main(lambda: export_delta(work / "run" / "model", args.ship, base="minilm", training=info))
+    if is_main_process():
+        print(json.dumps({k: v for k, v in info.items() if k != "training"}))
     return info
 
 
@@ -170,7 +177,9 @@ def main() -> None:
         if not args.data:
             prepare(data, recast_n, args.limit)
         train(data, Path(tmp), args)
-    if not args.no_evaluate:
+    from taskkit.distributed import is_main_process
+
+    if not args.no_evaluate and is_main_process():
         evaluate_shipped(args.ship)
 
 

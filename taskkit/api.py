@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskkit import registry
+from taskkit import calibration, distributed, registry
 from taskkit.artifacts import load as load_predictor
 from taskkit.artifacts import save_run
 from taskkit.contracts import RunConfig, Splits, TrainingRecord
@@ -20,6 +20,7 @@ from taskkit.options import Options
 from taskkit.ownership import check_run_folder
 
 if TYPE_CHECKING:
+    from taskkit.batch_predict import Written
     from taskkit.contracts import Mode, Predictor, Task
 
 DEMO_ROOT = Path(__file__).parent / "demo"
@@ -45,7 +46,9 @@ def make_config(mode_defaults: dict[str, Any], *, task_obj: Task | None = None, 
     """RunConfig from the mode's defaults, then the caller's values (``None`` = not given). With
     ``task_obj`` and ``mode_obj``, ``options`` become their validated :mod:`taskkit.options`."""
     names = {f.name for f in fields(RunConfig)}
-    values = {**mode_defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    # neither size of training given: RunConfig.for_data may resize it for small data (--min-steps)
+    values = {**mode_defaults, "auto_size": not ({"epochs", "batch_size"} & set(given)), **given}
     unknown = sorted(set(values) - names)
     if unknown:
         raise TaskkitError(f"unknown run setting(s): {', '.join(unknown)}")
@@ -69,7 +72,8 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
 
     task_obj, mode_obj = registry.get_pair(task, mode)
     where = {"checkpoint_dir": str(Path(out) / checkpoint.FOLDER)} if out is not None else {}
-    config = make_config(mode_obj.defaults, task_obj=task_obj, mode_obj=mode_obj, **{**where, **settings})
+    config = make_config(task_obj.run_defaults(mode_obj), task_obj=task_obj, mode_obj=mode_obj,
+                         **{**where, **settings})
     if out is not None:  # taskkit writes only where it owns, and says so before training
         check_run_folder(out, overwrite)
     config = checkpoint.prepare(config, mode_obj)  # --checkpoint-every / --resume refused before any work
@@ -82,17 +86,19 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     started = time.perf_counter()
     try:
         predictor = mode_obj.fit(task_obj, splits, config)
+        fit_seconds = time.perf_counter() - started
+        calibrating = calibration.for_run(predictor, mode_obj, splits, config)  # on dev, or cross-validated
     except Interrupted as exc:  # SIGINT / SIGTERM from the CLI: say what was (not) written
         exc.outcome = checkpoint.interrupted_outcome(config, out)
         raise
-    fit_seconds = time.perf_counter() - started
     eval_name, eval_examples = ("test", splits.test) if splits.test else ("dev", splits.dev)
     metrics: dict[str, Any] = {"task": task, "mode": mode, "data": splits.source, "model": config.model,
                                "evaluated_on": eval_name, "fit_seconds": round(fit_seconds, 2)}
     records: list[dict[str, Any]] = []
     if eval_examples:
         started = time.perf_counter()
-        scores, predicted, probabilities = evaluate(predictor, eval_examples)
+        scores, predicted, probabilities = evaluate(predictor, eval_examples,
+                                                    probabilities=calibrating.probabilities(eval_examples))
         metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
         metrics.update(scores)
         records = [task_obj.prediction_record(e, p, pr, predictor.labels)
@@ -100,6 +106,7 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
         for record, gold in zip(records, task_obj.gold(eval_examples, predictor.labels)):
             record.pop("label", None), record.pop("labels", None)
             record["gold"] = gold
+    metrics["calibration"] = calibrating.finish(eval_name)  # ECE, Brier, NLL before and after
     if splits.train_indices is not None:
         metrics["train_indices"] = splits.train_indices  # repeat a few-shot run exactly
     if forgetting is not None:  # continued training: is the old test split still handled?
@@ -111,13 +118,20 @@ def run(task: str, mode: str = "full", data: str | Path | None = None, out: str 
     metrics["config"] = {f.name: getattr(config, f.name) for f in fields(RunConfig)}
     if isinstance(config.options, Options):
         metrics["config"]["options"] = config.options.model_dump()
-    out_path = None
-    if out is not None:
-        out_path = Path(out)
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        save_run(out_path, predictor.save, {"metrics.json": json.dumps(metrics, indent=2, default=str) + "\n",
-                                            "predictions.jsonl": lines})  # together, in one atomic step
-    checkpoint.finish(config)  # the saved model supersedes the run's checkpoints
+    out_path = Path(out) if out is not None else None
+
+    def write() -> None:
+        if out_path is not None:
+            from taskkit.plots import for_run as draw
+
+            pictures = draw(predictor, metrics, records, calibrating)  # PNGs, saved and linked as the metrics
+            metrics["plots"] = sorted(pictures)
+            lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            save_run(out_path, predictor.save, {"metrics.json": json.dumps(metrics, indent=2, default=str) + "\n",
+                                                "predictions.jsonl": lines, **pictures})  # in one atomic step
+        checkpoint.finish(config)  # the saved model supersedes the run's checkpoints
+
+    distributed.on_main(write)  # several processes (accelerate launch, torchrun): the main one writes
     return RunResult(predictor, metrics, out_path, records)
 
 
@@ -129,7 +143,8 @@ def _old_test(task: Task, config: RunConfig) -> dict[str, Any] | None:
     """The continued model's own test split and its scores before continuing, if it can be found."""
     from taskkit.kernel.resume import continuable_metadata
 
-    meta = continuable_metadata(config.init_from, task)  # type: ignore[arg-type]
+    assert config.init_from is not None  # called for continued runs only
+    meta = continuable_metadata(config.init_from, task)
     source = _run_data(meta) or meta.get("settings", {}).get("data")
     if not source or not (source.startswith("hf:") or Path(source).exists()):
         return None
@@ -165,6 +180,18 @@ def predict(model: str | Path | Predictor, inputs: Sequence[Any]) -> list[dict[s
             for e, p, pr in zip(examples, predicted, probabilities)]
 
 
+def predict_file(model: str | Path | Predictor, input: str | Path, output: str | Path, *, resume: bool = False,
+                 overwrite: bool = False, chunk_size: int = 2048, progress: bool = True) -> Written | None:
+    """``taskkit predict MODEL --input INPUT --output OUTPUT``: the records of :func:`predict` for
+    every row of ``input``, streamed in chunks into the new JSON Lines file ``output`` (memory flat);
+    ``resume`` continues an interrupted run's ``output``, ``overwrite`` replaces an existing one.
+    Under ``accelerate launch`` the processes share the chunks. Returns the records this run wrote
+    and the processes that wrote them (``None`` on a launched process other than the main one)."""
+    from taskkit.batch_predict import predict_file as stream
+
+    return stream(model, input, output, resume=resume, overwrite=overwrite, chunk_size=chunk_size, progress=progress)
+
+
 def zero_shot(labels: Any, task: str = "topic", *, backend: str | None = None, template: str | None = None,
               model: str | None = None, encoder: str | None = None, multi_label: bool = False,
               threshold: float | None = None, unlabelled: Sequence[str] | None = None, **settings: Any) -> Predictor:
@@ -182,7 +209,8 @@ def zero_shot(labels: Any, task: str = "topic", *, backend: str | None = None, t
     if threshold is not None:
         options["threshold" if multi_label else "abstain"] = threshold
     options.update(settings.pop("options", None) or {})
-    config = make_config(mode_obj.defaults, task_obj=task_obj, mode_obj=mode_obj, labels=labels, backend=backend,
-                         template=template, model=model, multi_label=multi_label, options=options, **settings)
+    config = make_config(task_obj.run_defaults(mode_obj), task_obj=task_obj, mode_obj=mode_obj, labels=labels,
+                         backend=backend, template=template, model=model, multi_label=multi_label, options=options,
+                         **settings)
     examples = [{"text": t, "_where": f"unlabelled text {i + 1}"} for i, t in enumerate(unlabelled or [])]
     return mode_obj.fit(task_obj, Splits(train=examples, dev=[], test=[], source="api"), config)

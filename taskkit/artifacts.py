@@ -32,7 +32,7 @@ METADATA = "taskkit.json"
 #: what ``format`` is when a saver names none: taskkit 0.1.0's layout, loaded by the mode that wrote it
 FORMAT_VERSION = 1
 # the run files save_run asks the save of OUT/model to write into the model folder
-_RUN_FILES: contextvars.ContextVar[tuple[Path, dict[str, str]] | None] = contextvars.ContextVar(
+_RUN_FILES: contextvars.ContextVar[tuple[Path, dict[str, str | bytes]] | None] = contextvars.ContextVar(
     "taskkit_run_files", default=None)
 
 
@@ -59,12 +59,13 @@ def write_atomically(path: str | Path, write: Callable[[Path], object], metadata
         run = _RUN_FILES.get()
         if run is not None and run[0] == path:
             for name, text in run[1].items():
-                (tmp / name).write_text(text, encoding="utf-8")
+                (tmp / name).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
         from taskkit.model_card import public_settings, write_card
 
         if isinstance(metadata.get("settings"), dict):  # no paths of this machine in taskkit.json
             metadata = {**metadata, "settings": public_settings(metadata["settings"], metadata.get("format"))}
-        card = write_card(tmp, metadata, run[1] if run is not None and run[0] == path else None)  # README.md
+        texts = {k: v for k, v in run[1].items() if isinstance(v, str)} if run is not None and run[0] == path else None
+        card = write_card(tmp, metadata, texts)  # README.md
         if card is not None:
             metadata = {**metadata, "card_sha256": card}
         files = [f for f in atomic.files_under(tmp) if f != METADATA]
@@ -89,9 +90,10 @@ def _make_parent(path: Path) -> None:
     check_writable(path.parent)  # where the new folder is made and renamed
 
 
-def save_run(out: str | Path, save: Callable[[Path], Any], files: dict[str, str]) -> None:
+def save_run(out: str | Path, save: Callable[[Path], Any], files: dict[str, str | bytes]) -> None:
     """Write a run folder: ``save(out / "model")`` (a predictor's save) with ``files``
-    (``metrics.json``, ``predictions.jsonl``) inside the model folder, linked from ``out``.
+    (``metrics.json``, ``predictions.jsonl``, the PNG pictures) inside the model folder, linked from ``out``;
+    a picture an earlier run linked and this one has not is unlinked.
 
     The links are made first (dangling until the model is in), so that the model's one atomic
     swap changes metrics, predictions and model at once. Where links cannot be made (Windows
@@ -99,13 +101,13 @@ def save_run(out: str | Path, save: Callable[[Path], Any], files: dict[str, str]
     model after it is saved instead.
     """
     from taskkit import atomic
-    from taskkit.ownership import check_run_folder, leftover_ours
+    from taskkit.ownership import RUN_FILES, check_run_folder, leftover_ours
 
     out = Path(out)
     check_run_folder(out, overwrite=True)  # again: the folder may have changed during training
     _make_parent(out / "model")
     for name in os.listdir(out):  # interrupted link / copy writes of earlier runs
-        if name.startswith((".metrics.json.tmp", ".predictions.jsonl.tmp")) and leftover_ours(out, name):
+        if name.startswith(tuple(f".{f}.tmp" for f in RUN_FILES)) and leftover_ours(out, name):
             os.unlink(out / name)
     linked = [atomic.link(out / name, f"model/{name}") for name in files]  # every one, even after a False
     model = out / "model"
@@ -115,9 +117,13 @@ def save_run(out: str | Path, save: Callable[[Path], Any], files: dict[str, str]
     finally:
         _RUN_FILES.reset(token)
     for name, text in files.items():
-        inside = model / name
-        if not all(linked) or not inside.is_file() or inside.read_text(encoding="utf-8") != text:
-            atomic.write_file(out / name, text.encode("utf-8"))
+        inside, data = model / name, text if isinstance(text, bytes) else text.encode("utf-8")
+        if not all(linked) or not inside.is_file() or inside.read_bytes() != data:
+            atomic.write_file(out / name, data)
+    for name in RUN_FILES:  # an earlier run's picture this run has not drawn (the swap removed its target)
+        stale = out / name
+        if name not in files and os.path.islink(stale) and os.readlink(stale) == f"model/{name}":
+            os.unlink(stale)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

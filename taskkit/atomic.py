@@ -284,22 +284,29 @@ def clean(path: Path, ours: Callable[[Path], bool]) -> None:
             remove(leftover)
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Replace the file ``path`` atomically with ``data`` (fsynced, permissions from the umask)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+@contextlib.contextmanager
+def _into_place(name: str | Path, path: Path) -> Iterator[None]:
+    """Around the making of the temporary entry ``name``: then rename it over ``path`` (atomic)
+    and fsync the folder; if anything fails, the temporary is removed and nothing is replaced."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), 0o666 & ~umask())  # mkstemp makes 0600
-            os.fsync(handle.fileno())
+        yield
         os.replace(name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
     fsync_dir(path.parent)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Replace the file ``path`` atomically with ``data`` (fsynced, permissions from the umask)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    with _into_place(name, path), os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle.fileno(), 0o666 & ~umask())  # mkstemp makes 0600
+        os.fsync(handle.fileno())
 
 
 def link(path: Path, target: str) -> bool:
@@ -312,11 +319,6 @@ def link(path: Path, target: str) -> bool:
         os.symlink(target, name)
     except (OSError, NotImplementedError):
         return False
-    try:
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    fsync_dir(path.parent)
+    with _into_place(name, path):
+        pass  # the link is made
     return True

@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from taskkit.contracts import (
-    Example,
-    Features,
-    LabelSpace,
-    Level,
-    RunConfig,
-    Task,
-    TaskOptions,
-)
+from taskkit.contracts import Example, Features, LabelSpace, Level, RunConfig, Task, TaskOptions
 from taskkit.data.readers import read_records
 from taskkit.data.values import (
     LabelTypes,
@@ -56,6 +48,7 @@ class ClassificationTask(Task):
     primary_metric: ClassVar[str] = "accuracy"
     #: mean pooling suits sentence-transformers bodies; cls suits plain BERT checkpoints
     pooling: ClassVar[str] = "mean"
+    calibratable: ClassVar[bool] = True  # probabilities: softmax / sigmoid of the logits
 
     # --- reading -------------------------------------------------------------------------
     def read(self, path: Path, config: RunConfig) -> list[Example]:

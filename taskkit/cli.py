@@ -8,11 +8,19 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from taskkit.errors import Interrupted, TaskkitError
+
+if TYPE_CHECKING:
+    import click
+    from typer._click.exceptions import ClickException as VendoredClickException
+
+    ExitError = click.exceptions.Exit | typer.Exit
+    AbortError = click.exceptions.Abort | typer.Abort
+    UsageError = click.ClickException | VendoredClickException
 
 app = typer.Typer(
     help="Turn a pretrained transformer into a model for your own NLP task.",
@@ -43,7 +51,10 @@ def run(
 
     result = api.run(task, mode, data, out or Path("runs") / f"{task}-{mode}", overwrite=overwrite,
                      **_given_settings(settings))
-    print_report(result.metrics, result.out)
+    from taskkit.distributed import is_main_process
+
+    if is_main_process():  # one report from a run on several processes
+        print_report(result.metrics, result.out)
 
 
 def _setting_parameters() -> list[inspect.Parameter]:
@@ -103,10 +114,27 @@ def predict(
     input: Path | None = typer.Option(None, "--input", "-i", help="A file of inputs: one text a line (split at newlines "
                                          "only; output row i is line i, a blank line between texts is an error), or "
                                          ".jsonl/.csv/.tsv rows; '-' reads texts from stdin."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the records to this JSON Lines file, "
+                                          "streaming --input in chunks (memory flat, progress bar); a new file."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --output run from the rows it wrote."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    chunk_size: int = typer.Option(2048, "--chunk-size", help="Rows read, predicted and written at a time (--output)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (--output)."),
 ) -> None:
-    """Print one JSON line per input with the predicted label and probabilities."""
+    """Print one JSON line per input with the predicted label and probabilities (--output: write them)."""
     from taskkit import api
 
+    if output is not None:
+        if input is None or texts:
+            raise TaskkitError("--output streams --input FILE: give the texts in that file, not as arguments")
+        written = api.predict_file(model_dir, input, output, resume=resume, overwrite=overwrite,
+                                   chunk_size=chunk_size, progress=not quiet)
+        if written is not None and not quiet:  # None: a launched process other than the main one
+            shared = f" ({written.processes} processes)" if written.processes > 1 else ""
+            typer.echo(f"wrote {written.rows} record(s) to {output}{shared}", err=True)
+        return
+    if resume or overwrite:
+        raise TaskkitError("--resume and --overwrite apply to --output FILE")
     inputs: list[Any] = list(texts or [])
     if input is not None:
         inputs.extend(_read_inputs(input))
@@ -205,20 +233,20 @@ def _add_plugin_commands() -> None:
     add_commands(app)  # once per process; a plugin whose hook fails is left out with a warning
 
 
-def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+def _click_exceptions() -> tuple[tuple[type[ExitError], ...], tuple[type[AbortError], ...], tuple[type[UsageError], ...]]:
     """(exit, abort, usage-error) exception classes: typer >= 0.2x raises those of its own
     vendored click (``typer._click``), older typer those of click itself."""
     import click
 
-    exits: list[type] = [click.exceptions.Exit, typer.Exit]
-    aborts: list[type] = [click.exceptions.Abort, typer.Abort]
-    errors: list[type] = [click.ClickException]
+    exits: list[type[ExitError]] = [click.exceptions.Exit, typer.Exit]
+    aborts: list[type[AbortError]] = [click.exceptions.Abort, typer.Abort]
+    errors: list[type[UsageError]] = [click.ClickException]
     try:
-        from typer._click.exceptions import ClickException as VendoredClickException
+        from typer._click.exceptions import ClickException as Vendored
     except ImportError:
         pass
     else:
-        errors.append(VendoredClickException)
+        errors.append(Vendored)
     return tuple(exits), tuple(aborts), tuple(errors)
 
 

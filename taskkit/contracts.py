@@ -11,14 +11,14 @@ Nothing here imports torch: the CLI and plugin discovery must stay instant.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from taskkit.options import ModeOptions, TaskOptions
+from taskkit.run_config import RunConfig, TrainingRecord
 
 __all__ = ["Example", "Features", "LabelSpace", "Level", "Mode", "ModeOptions", "Predictor", "RunConfig",
            "SavedThreshold", "Splits", "Task", "TaskOptions", "TrainingRecord"]
@@ -64,122 +64,6 @@ class Splits:
     source: str = ""  # where the data came from, for metrics.json
     dev_carved: bool = False  # True when dev was split off train by taskkit
     train_indices: list[int] | None = None  # with --shots: which lines of the train file were used
-
-
-def _setting(default: Any, help: str, *, cli: bool | tuple[str, ...] = True,
-             factory: Callable[[], Any] | None = None) -> Any:
-    """A :class:`RunConfig` field with its command-line help; ``cli``: False for settings the
-    command line does not offer, or the option's own names (``--quiet``) instead of ``--field-name``."""
-    metadata = {"help": help, "cli": cli}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-@dataclass
-class RunConfig:
-    """Everything a run may be told, shared by the CLI and the Python API.
-
-    Modes read the fields they understand and ignore the rest; mode-specific options without a
-    field of their own go in ``options``.
-    """
-
-    model: str = _setting("minilm", "Packaged name (minilm), local folder or hub id.")
-    init_from: str | None = _setting(None, "Continue training this saved model on the new data (labels kept, new ones "
-                                           "added).")
-    epochs: int = _setting(5, "Training epochs.")
-    lr: float = _setting(5e-5, "Peak learning rate.")
-    batch_size: int = _setting(32, "Training batch size.")
-    eval_batch_size: int = _setting(128, "Inference batch size.", cli=False)
-    max_length: int = _setting(128, "Maximum sub-word tokens per window of text (special tokens included).")
-    truncate: bool = _setting(False, "Cut long texts instead of splitting them into windows.")
-    seed: int = _setting(42, "Random seed (runs are reproducible).")
-    weight_decay: float = _setting(0.01, "AdamW weight decay.")
-    warmup_ratio: float = _setting(0.1, "Share of optimiser steps spent warming the learning rate up.")
-    grad_accum: int = _setting(1, "Gradient accumulation: an optimiser step every N batches.")
-    max_grad_norm: float = _setting(1.0, "Gradient clipping norm.", cli=False)
-    dropout: float = _setting(0.1, "Dropout on the head's input.")
-    patience: int = _setting(2, "Epochs without dev improvement before stopping; 0 disables.")
-    metric: str | None = _setting(None, "Dev metric for early stopping (default: the task's).")
-    precision: str = _setting("auto", "auto | fp32 | bf16 (auto: bf16 where the hardware has it).")
-    freeze: str = _setting("none", "none | head (head only) | embeddings | top:N (top N layers + head).")
-    shots: int | None = _setting(None, "Train on N examples per class, sampled with --seed.")
-    dev_fraction: float = _setting(0.1, "Share of train carved as dev (stratified) when the data has none.", cli=False)
-    text_column: str = _setting("text", "Column of the texts.")
-    label_column: str = _setting("label", "Column of the labels.")
-    progress: bool = _setting(True, "No progress bars.", cli=("--quiet", "-q"))  # a flag that sets it False
-    # zero-shot: "a,b,c", a JSON/YAML file, a list, or a dict label -> description
-    labels: Any = _setting(None, "zero-shot: labels a,b,c or a JSON/YAML file of label -> description.")
-    template: str | None = _setting(None, "zero-shot: hypothesis with {} for the label (default: the task's).")
-    backend: str | None = _setting(None, "zero-shot: both (default) | nli | embedding.")
-    multi_label: bool = _setting(False, "zero-shot: score each label on its own.")
-    #: ``--option`` values: a dict as given, then (:func:`taskkit.api.make_config`) the task's and
-    #: the mode's validated :class:`~taskkit.options.Options`; read them with :func:`taskkit.options.read`
-    options: Any = _setting(None, "Task- or mode-specific KEY=VALUE, repeatable (see `taskkit options TASK`).",
-                            cli=("--option",), factory=dict)
-    # checkpoints during training (modes with ``resumable``): every N optimiser steps, or "Ne" every N epochs
-    checkpoint_every: int | str | None = _setting(
-        None, "Write a checkpoint to OUT/checkpoints every N optimiser steps, or every N epochs as Ne (3e).")
-    checkpoint_dir: str | None = _setting(None, "Set by taskkit.run to OUT/checkpoints.", cli=False)
-    resume: bool = _setting(False, "Continue an interrupted run from OUT's newest checkpoint.")
-
-    def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
-
-    def validate(self) -> RunConfig:
-        """Refuse out-of-range settings with one line naming the option (:mod:`taskkit.settings`)."""
-        from taskkit.settings import validate
-
-        validate(self)
-        return self
-
-
-@dataclass
-class TrainingRecord:
-    """What fitting did, for ``metrics.json`` and the report; every field is optional, a mode fills
-    what it knows. A plugin's own figures go in ``extra``."""
-
-    epochs_run: int | None = None
-    best_epoch: int | None = None
-    stopped_early: bool | None = None
-    train_seconds: float | None = None
-    train_examples: int | None = None
-    train_features: int | None = None
-    examples_per_second: float | None = None
-    watched_metric: str | None = None
-    history: list[dict[str, Any]] | None = None
-    threshold: float | None = None
-    trainable_parameters: int | None = None
-    total_parameters: int | None = None
-    trainable_share: float | None = None
-    # few-shot
-    head: str | None = None
-    engine: str | None = None
-    prior: bool | None = None
-    prior_mix: float | None = None
-    zero_shot: str | None = None
-    contrastive: dict[str, Any] | None = None
-    head_training: dict[str, Any] | None = None
-    setfit: dict[str, Any] | None = None
-    # zero-shot
-    backend: str | None = None
-    nli_model: str | None = None
-    encoder: str | None = None
-    hypotheses: dict[str, Any] | None = None
-    self_training: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingRecord:
-        """A record from ``metrics.json``'s ``training`` (or a plugin's dict): keys that are not
-        fields go to ``extra``."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        extra = {**(data.get("extra") or {}), **{k: v for k, v in data.items() if k not in known and k != "extra"}}
-        return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The record for ``metrics.json``: fields that are set (``extra`` when not empty)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and not (k == "extra" and not v)}
 
 
 class Task(ABC):
@@ -274,6 +158,18 @@ class Task(ABC):
     #: True when the task fills each label's NLI hypothesis per example (:meth:`hypothesis`, a
     #: relation's two entities) instead of one hypothesis per label from ``hypothesis_template``.
     fills_hypotheses_per_example: ClassVar[bool] = False
+    #: :class:`RunConfig` fields this task sets differently unless the user gives them, per mode
+    #: name (``"*"``: every mode), over the mode's own :attr:`Mode.defaults`: the settings behind
+    #: the task's benchmark figures (relation: ``{"full": {"lr": 1e-4, "epochs": 3}}``).
+    defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True when :meth:`probabilities` is the softmax (single-label) or sigmoid (multi-label) of
+    #: the logits, so that the core may fit a temperature on them (:mod:`taskkit.calibration`).
+    calibratable: ClassVar[bool] = False
+
+    def run_defaults(self, mode: Mode) -> dict[str, Any]:
+        """The settings a run of this task in ``mode`` gets unless the user gives them: the mode's
+        :attr:`Mode.defaults`, then this task's :attr:`defaults` for every mode and for ``mode``."""
+        return {**mode.defaults, **self.defaults.get("*", {}), **self.defaults.get(mode.name, {})}
 
     def check_known(self, examples: Sequence[Example], labels: LabelSpace, split: str) -> None:
         """Refuse (:class:`TaskkitError` naming the line) a label in ``split`` (dev, test) that the
@@ -337,6 +233,16 @@ class Predictor(ABC):
     format: ClassVar[str | None] = None
     #: The mode that made it (kept in ``taskkit.json`` as information; loading never needs it).
     mode: str | None = None
+    #: True when the predictor implements :meth:`logits` and applies :attr:`calibration` in
+    #: :meth:`predict_proba`: the core then calibrates it on dev after ``fit`` (:mod:`taskkit.calibration`).
+    calibratable: ClassVar[bool] = False
+    #: The fitted :class:`taskkit.calibration.Calibration` (saved with the model), ``None``: identity.
+    calibration: Any = None
+
+    def logits(self, inputs: Sequence[Any]) -> np.ndarray:
+        """With :attr:`calibratable`: uncalibrated scores, one row per input, whose softmax (sigmoid,
+        multi-label) is :meth:`predict_proba` without calibration."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no logits")
 
     @abstractmethod
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
@@ -379,6 +285,9 @@ class Mode(ABC):
     description: ClassVar[str] = ""
     #: False for modes that learn without labelled training data (zero-shot).
     needs_training_data: ClassVar[bool] = True
+    #: False for modes too costly to train again on folds: without a dev split, the core then
+    #: leaves their probabilities uncalibrated instead of cross-validating (:mod:`taskkit.calibration`).
+    refit_to_calibrate: ClassVar[bool] = True
     #: :class:`RunConfig` fields this mode sets differently unless the user gives them.
     defaults: ClassVar[dict[str, Any]] = {}
     #: True for modes whose training writes checkpoints and continues from them

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskkit.calibration import SavedCalibration, as_logits, calibrated_probabilities
 from taskkit.contracts import Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 class EnsemblePredictor(Predictor):
     threshold = SavedThreshold()  # type: ignore[assignment]
     format = "ensemble.v1"
+    # the averaged probabilities are calibrated as a whole (their logarithm is the ensemble's logits)
+    calibration = SavedCalibration()
+    calibratable = True
 
     def __init__(self, members: Sequence[Predictor], weights: Sequence[float], mode: str,
                  settings: dict[str, Any] | None = None) -> None:
@@ -35,6 +39,13 @@ class EnsemblePredictor(Predictor):
         self.settings = dict(settings or {})
 
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
+        return calibrated_probabilities(self, self.averaged(inputs))
+
+    def logits(self, inputs: Sequence[Any]) -> np.ndarray:
+        return as_logits(self.averaged(inputs), self.labels.multi_label)
+
+    def averaged(self, inputs: Sequence[Any]) -> np.ndarray:
+        """The members' probabilities, weighted and averaged (before the ensemble's calibration)."""
         total = sum(self.weights)
         parts = []
         for member, weight in zip(self.members, self.weights):

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel
 
 DEFAULT_NLI = "nli-minilm"  # shipped in taskkit/packaged
 DEFAULT_EMBEDDING = "minilm"
@@ -119,9 +120,12 @@ class NLIScorer:
             return np.zeros((len(texts), len(hypotheses), 0), dtype=np.float32)
         return np.stack(self.pair_logits(texts, [hypotheses] * len(texts)))
 
-    def pair_logits(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    def pair_logits(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]],
+                    precision: str | None = None) -> list[np.ndarray]:
         """Per text, a (its hypotheses, classes) array: hypotheses may differ from text to text
         (relation extraction fills the entities in). Each distinct hypothesis is tokenized once.
+        ``precision``: this call's, else the scorer's (the scorer itself is never changed: predictors
+        of several label sets may share it from several threads).
 
         A text longer than fits beside its longest hypothesis in ``max_length`` is cut into
         overlapping windows, each window is scored against each hypothesis, and a hypothesis's row
@@ -141,7 +145,7 @@ class NLIScorer:
                 for j, h in enumerate(hs):
                     features.append(self.layout.join(window, b_of[h], self.max_length))
                     owners.append((t, j))
-        model, precision = self.model, self.precision
+        model, precision = self.model, precision or self.precision
         if resolve_precision(precision) == "bf16":
             # a bf16 copy of the weights: no per-call casts as under autocast (~35% faster on CPU)
             if self._bf16 is None:
@@ -158,44 +162,54 @@ class NLIScorer:
     def probabilities(self, texts: Sequence[str], hypotheses: Sequence[str], multi_label: bool) -> np.ndarray:
         """Single-label: softmax over the labels' entailment logits (as transformers' pipeline).
         Multi-label: entailment against contradiction for each label on its own."""
+        if not multi_label:
+            return softmax(self.entailment_logits(texts, hypotheses))
+        logits = self.logits(texts, hypotheses)
+        other = logits[..., self.contra] if self.contra is not None else _others(logits, self.entail)
+        return sigmoid(logits[..., self.entail] - other)
+
+    def entailment_logits(self, texts: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+        """(texts, hypotheses) entailment logits, what single-label scoring softmaxes (in bf16, the
+        close calls scored again in fp32)."""
         from taskkit.kernel.device import resolve_precision
 
         logits = self.logits(texts, hypotheses)
-        if not multi_label and len(hypotheses) > 1 and resolve_precision(self.precision) == "bf16":
+        if len(hypotheses) > 1 and resolve_precision(self.precision) == "bf16":
             self.settle_ties(texts, hypotheses, logits)
-        if multi_label:
-            other = logits[..., self.contra] if self.contra is not None else _others(logits, self.entail)
-            return sigmoid(logits[..., self.entail] - other)
-        return softmax(logits[..., self.entail])
+        return logits[..., self.entail] if logits.shape[-1] else np.zeros(logits.shape[:2], np.float32)
 
 
-    def relation_probabilities(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> np.ndarray:
+    def relation_probabilities(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]],
+                               offset: np.ndarray | None = None) -> np.ndarray:
         """(texts, hypotheses + 1): the last column is "none of them". Each hypothesis is judged
         on its own (entailment against contradiction); the best one's probability is shared out
-        over the hypotheses by their entailment softmax, the rest goes to "none"."""
+        over the hypotheses by their entailment softmax (less ``offset``, a label-bias correction
+        per hypothesis position), the rest goes to "none"."""
         out = np.zeros((len(texts), len(hypotheses[0]) + 1 if hypotheses else 1), dtype=np.float32)
         for i, logits in enumerate(self.pair_logits(texts, hypotheses)):
             other = logits[:, self.contra] if self.contra is not None else _others(logits, self.entail)
             some = float(sigmoid(logits[:, self.entail] - other).max())
-            out[i, :-1] = some * softmax(logits[:, self.entail])
+            entail = logits[:, self.entail] if offset is None else logits[:, self.entail] - offset
+            out[i, :-1] = some * softmax(entail)
             out[i, -1] = 1.0 - some
         return out
 
+
+    def relation_entailment(self, texts: Sequence[str], hypotheses: Sequence[Sequence[str]]) -> np.ndarray:
+        """(texts, hypotheses) entailment logits of per-text hypotheses (the same number for each)."""
+        rows = [logits[:, self.entail] for logits in self.pair_logits(texts, hypotheses)]
+        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
     def settle_ties(self, texts: Sequence[str], hypotheses: Sequence[str], logits: np.ndarray) -> None:
         """Score again in fp32, in place, the pairs that could still be a text's best: those within
         TIE_MARGIN of its top entailment logit, for texts where there is more than one."""
         entail = logits[..., self.entail]
         close = entail >= entail.max(axis=1, keepdims=True) - TIE_MARGIN
-        rows = np.flatnonzero(close.sum(axis=1) > 1)
-        if not rows.size:
+        rows: list[int] = np.flatnonzero(close.sum(axis=1) > 1).tolist()
+        if not rows:
             return
-        saved, self.precision = self.precision, "fp32"
-        try:
-            again = self.pair_logits([texts[i] for i in rows], [[hypotheses[j] for j in np.flatnonzero(close[i])]
-                                                                for i in rows])
-        finally:
-            self.precision = saved
+        again = self.pair_logits([texts[i] for i in rows],
+                                 [[hypotheses[j] for j in np.flatnonzero(close[i]).tolist()] for i in rows], "fp32")
         for i, values in zip(rows, again):
             logits[i, np.flatnonzero(close[i])] = values
 
@@ -216,7 +230,11 @@ def _load_nli(ref: str) -> tuple[torch.nn.Module, Any, dict[int, str], Callable[
     folder = packaged.path(ref) if (packaged.path(ref) / artifacts.METADATA).is_file() else Path(ref)
     if (folder / artifacts.METADATA).is_file():  # a taskkit model folder (taskkit's own NLI model)
         # loaded as a pair classifier of its own: zero-shot folders load without the nli plugin
+        from taskkit.kernel.predictor import TorchPredictor
+
         predictor = artifacts.load(folder, _nli_task())
+        if not isinstance(predictor, TorchPredictor):
+            raise TaskkitError(f"{folder}: not an NLI cross-encoder (a {type(predictor).__name__}, not a torch.v1 model)")
         return predictor.model, predictor.tokenizer, dict(enumerate(predictor.labels.names)), lambda out: out
     from transformers import AutoModelForSequenceClassification
 
@@ -246,7 +264,8 @@ class EmbeddingScorer:
             raise TaskkitError(f"cannot load sentence-transformers model {ref!r}: {str(exc).splitlines()[0]}") from None
         self.tokenizer = st.tokenizer
         self.max_length = int(st.max_seq_length or 512)
-        self.body = st[0].auto_model.eval()
+        # the first module of a sentence-transformers model wraps the transformers encoder
+        self.body = cast("PreTrainedModel", st[0].auto_model).eval()
         self.pooling = _pooling_mode(st)
         self.normalize = any(type(m).__name__ == "Normalize" for m in st)
         self.device = default_device()
@@ -255,14 +274,15 @@ class EmbeddingScorer:
     def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
         import torch
 
+        from taskkit.kernel.model import mean_pool
+
         hidden = self.body(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "max":
-            pooled = hidden.masked_fill(mask == 0, -1e4).max(dim=1).values
+            pooled = hidden.masked_fill(batch["attention_mask"].unsqueeze(-1) == 0, -1e4).max(dim=1).values
         else:
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = mean_pool(hidden, batch["attention_mask"])
         pooled = pooled.float()
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 

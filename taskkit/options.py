@@ -45,6 +45,8 @@ class ModeOptions(Options):
 
     allow_fewer: bool = Field(False, description="with --shots: a class with fewer examples keeps what it has "
                                                  "instead of being an error")
+    calibrate: bool = Field(True, description="fit a temperature on dev (or by cross-validation) so that "
+                                              "probabilities match accuracy; false keeps the model's own")
 
 
 def parse_value(text: str) -> Any:
@@ -206,8 +208,8 @@ def render(task: Task, mode: Mode) -> list[str]:
         rows = [r for r in describe(cls) if shown(r[0])]
         lines.append(f"{title} --option KEY=VALUE:" if rows else f"{title}: no --option settings")
         lines += _table(rows)
-    lines.append(f"run settings (mode {mode.name}'s defaults):")
-    lines += _table(run_settings(mode.defaults))
+    lines.append(f"run settings (defaults of task {task.name} in mode {mode.name}):")
+    lines += _table(run_settings(task.run_defaults(mode)))
     return lines
 
 

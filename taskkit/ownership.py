@@ -4,7 +4,7 @@ A model folder is taskkit's when its ``taskkit.json`` lists (``"files"``) every 
 saved before that list existed is taskkit's when it holds only names taskkit's savers write. A
 path may be replaced when nothing is there, an empty folder is there, or a model folder all of
 whose files are taskkit's. A run folder (``--out``) may hold ``model/``, ``metrics.json``,
-``predictions.jsonl`` and ``checkpoints/``; anything else in it is the user's, refused unless
+``predictions.jsonl``, the run's PNG pictures and ``checkpoints/``; anything else in it is the user's, refused unless
 ``overwrite`` (then left untouched beside taskkit's entries). Every refusal is one
 :class:`TaskkitError` line naming the path and what is in the way, raised before any work.
 """
@@ -21,7 +21,9 @@ from typing import Any
 from taskkit.errors import TaskkitError
 
 METADATA = "taskkit.json"
-RUN_FILES = ("metrics.json", "predictions.jsonl")
+#: the run's pictures (:mod:`taskkit.plots`), kept in model/ and linked from the run folder like the metrics
+PLOT_FILES = ("confusion_matrix.png", "reliability.png", "training_curve.png", "per_label_f1.png")
+RUN_FILES = ("metrics.json", "predictions.jsonl", *PLOT_FILES)
 RUN_ENTRIES = ("model", *RUN_FILES, "checkpoints")
 # what taskkit's savers wrote before taskkit.json listed its files
 LEGACY_FILES = {
@@ -31,7 +33,7 @@ LEGACY_FILES = {
     "chat_template.jinja", "chat_template.json", "generation_config.json", "training.json",
 }
 LEGACY_ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
-_LEFTOVER = re.compile(r"^\.(model|metrics\.json|predictions\.jsonl)\.(tmp|old)(-.*)?$")
+_LEFTOVER = re.compile(r"^\.(model|metrics\.json|predictions\.jsonl|[a-z_1]+\.png)\.(tmp|old)(-.*)?$")
 _CHECKPOINT = re.compile(r"^\.?step-")
 
 
@@ -130,6 +132,8 @@ def _run_file_ours(out: Path, name: str, path: Path | None = None) -> bool:
             return True  # a copy of the run (cp -rL) made the links files
     except OSError:
         return False
+    if name in PLOT_FILES:  # pictures were never written outside model/
+        return False
     if name == "metrics.json":  # written before metrics lived inside model/
         metrics = _read_json(path)
         return isinstance(metrics, dict) and {"task", "mode", "evaluated_on", "config"} <= metrics.keys()
@@ -157,7 +161,7 @@ def leftover_ours(out: Path, name: str) -> bool:
 
         return path.is_dir() and not path.is_symlink() and (
             (path / MARKER).is_file() or not os.listdir(path) or is_taskkit_folder(path))
-    return _run_file_ours(out, match.group(1), path)
+    return match.group(1) in RUN_FILES and _run_file_ours(out, match.group(1), path)
 
 
 def _checkpoints_ours(path: Path) -> bool:

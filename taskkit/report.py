@@ -34,10 +34,32 @@ def print_report(metrics: dict[str, Any], out: Path | None) -> None:
     headline = {k: v for k, v in metrics.items() if isinstance(v, float) and not k.endswith("_seconds")}
     lines = ["  ".join(f"{k} {v:.4f}" for k, v in headline.items())] if headline else []
     lines += training_lines(metrics.get("training"))
+    lines += calibration_lines(metrics.get("calibration"))
     if out is not None:
         lines.append(f"model, metrics.json and predictions.jsonl written to {out}")
+        pictures = [str(out / name) for name in metrics.get("plots") or [] if isinstance(name, str)]
+        if pictures:
+            lines.append("pictures: " + ", ".join(pictures))
     for line in lines:  # plain text, one line each however narrow the terminal
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def calibration_lines(report: Any) -> list[str]:
+    """One line: how probabilities were calibrated, and ECE before -> after on the evaluated split."""
+    if not isinstance(report, dict):
+        return []
+    method = report.get("method")
+    if method in (None, "none"):
+        return [f"probabilities not calibrated: {report.get('reason', '?')}"] if report.get("reason") else []
+    what = f"temperature {_fixed(report.get('temperature'))}" if method == "temperature" else "vector scaling"
+    line = f"probabilities calibrated ({what}, on {report.get('fitted_on', '?')})"
+    for split in ("test", "dev"):
+        part = report.get(split)
+        if isinstance(part, dict) and isinstance(part.get("before"), dict) and isinstance(part.get("after"), dict):
+            line += (f": {split} ECE {_fixed(part['before'].get('ece'))} -> {_fixed(part['after'].get('ece'))}, "
+                     f"NLL {_fixed(part['before'].get('nll'))} -> {_fixed(part['after'].get('nll'))}")
+            break
+    return [line]
 
 
 def _per_class_rows(per_class: Any) -> list[tuple[str, str, str, str, str]]:

@@ -72,6 +72,7 @@ def _every(value: Any) -> str | None:
 
 CHECKS: dict[str, Callable[[Any], str | None]] = {
     "epochs": _integer(1),
+    "min_steps": _integer(0),
     "lr": _number(0, low_open=True),
     "batch_size": _integer(1),
     "eval_batch_size": _integer(1),
@@ -86,6 +87,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "precision": _choice(re.compile("|".join(PRECISIONS)), " | ".join(PRECISIONS)),
     "freeze": _choice(FREEZE, "none | head | embeddings | top:N"),
     "shots": _integer(1),  # None (all examples) is not checked
+    "dev_shots": _integer(1),
     "dev_fraction": _number(0, 1, high_open=True),
     "checkpoint_every": _every,
 }
@@ -108,7 +110,7 @@ def validate(config: RunConfig) -> None:
     """Raise :class:`TaskkitError` for the first setting out of its range."""
     for name, check in CHECKS.items():
         value = getattr(config, name)
-        if value is None and name in ("shots", "checkpoint_every"):
+        if value is None and name in ("shots", "dev_shots", "checkpoint_every"):
             continue
         problem = check(value)
         if problem:

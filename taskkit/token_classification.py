@@ -18,15 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from taskkit.contracts import (
-    Example,
-    Features,
-    LabelSpace,
-    Level,
-    RunConfig,
-    Task,
-    TaskOptions,
-)
+from taskkit.contracts import Example, Features, LabelSpace, Level, RunConfig, Task, TaskOptions
 from taskkit.data import conll
 from taskkit.data.readers import file_format, read_records
 from taskkit.data.values import check_text, has_text, require_text

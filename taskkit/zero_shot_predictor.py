@@ -11,12 +11,13 @@ confident ones and fits a logistic regression on their embeddings: no gold label
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from taskkit.calibration import SavedCalibration, as_logits, calibrated_probabilities
 from taskkit.contracts import (
     LabelSpace,
     ModeOptions,
@@ -32,6 +33,8 @@ from taskkit.options import read
 if TYPE_CHECKING:
     import numpy as np
 
+    from taskkit.hypothesis_scoring import EmbeddingScorer, NLIScorer
+
 BACKENDS = ("nli", "embedding", "both")  # both: the average of the two backends' probabilities
 DEFAULT_BACKEND = "both"
 
@@ -40,8 +43,14 @@ class ZeroShotOptions(ModeOptions):
     """The zero-shot mode's ``--option`` settings (also what :func:`build` reads)."""
 
     threshold: float | None = Field(None, ge=0, le=1, description="multi-label: the per-label cut (default 0.5)")
-    abstain: float | None = Field(None, ge=0, le=1, description="single-label: no label (intent: oos) when the top "
-                                  "probability is lower")
+    abstain: float | Literal["auto"] | None = Field(
+        None, description="single-label: no label (intent: oos) when the top probability is lower; auto: the "
+        "cut chosen on the data's dev split (its labels), none without one")
+    correction: Literal["auto", "texts", "content-free", "none"] = Field(
+        "auto", description="label-bias correction: each label's score centred over the unlabelled texts (texts), "
+        "or against content-free inputs like 'N/A' (content-free); auto: texts when there are at least 20, else none")
+    weigh: bool = Field(True, description="with at least 100 unlabelled texts, choose the nli/embedding mix of 'both' "
+                        "and whether to keep self-training by a label-free check on those texts")
     self_train: bool = Field(True, description="fit a logistic regression on the confident predictions of "
                              "unlabelled texts")
     self_train_texts: int = Field(2000, ge=1, description="at most this many unlabelled texts (sampled) self-train")
@@ -50,6 +59,15 @@ class ZeroShotOptions(ModeOptions):
     encoder: str | None = Field(None, description="sentence-transformers model of the embedding backend and of "
                                 "self-training (default: minilm)")
     nli_model: str | None = Field(None, description="NLI cross-encoder (default: taskkit's shipped nli-minilm)")
+
+    @field_validator("abstain")
+    @classmethod
+    def _cut(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not 0 <= value <= 1:
+            raise ValueError("expected a number between 0 and 1, or auto")
+        return value
+
+
 SELF_TRAIN_FILE = "self_train.safetensors"
 TEMPERATURE = 0.05  # cosine -> softmax for the embedding backend: cosines of a good match differ by ~0.1
 
@@ -57,6 +75,17 @@ TEMPERATURE = 0.05  # cosine -> softmax for the embedding backend: cosines of a 
 def fills_hypotheses(task: Task) -> bool:
     """Whether ``task`` fills its label hypotheses per example (relation: the two entities)."""
     return task.fills_hypotheses_per_example
+
+
+def task_label_set(task: Task, spec: str | Path | Sequence[str] | Mapping[str, str | None]) -> dict[str, str | None]:
+    """The labels a zero-shot predictor of ``task`` scores for ``spec`` (what ``--labels`` takes:
+    ``a,b,c``, a JSON/YAML file, names, or label -> description): a name without a description
+    takes the task's own, where it has one; relation's negative label (Other) is always there."""
+    labels = {k: v or task.label_descriptions.get(k) for k, v in parse_labels(spec).items()}
+    negative = task.negative_label
+    if fills_hypotheses(task) and negative and negative not in labels:
+        labels[negative] = None  # relation: Other takes "no verbalisation entailed", given or not
+    return labels
 
 
 class ZeroShotPredictor(Predictor):
@@ -78,16 +107,36 @@ class ZeroShotPredictor(Predictor):
         self.per_example = fills_hypotheses(task)
         if self.per_example and (self.settings["backend"] != "nli" or multi):
             raise TaskkitError(f"zero-shot {task.name} needs the nli backend and single-label mode")
-        self._scorer: Any = None
-        self._encoder: Any = None
+        self._scorer: NLIScorer | None = None
+        self._encoder: EmbeddingScorer | None = None
         self._label_vectors: np.ndarray | None = None
         self.head: tuple[np.ndarray, np.ndarray] | None = None  # self-trained (coef, intercept)
 
     # abstain below this top probability (single-label); the cut per label (multi-label)
     threshold = SavedThreshold()  # type: ignore[assignment]
+    # fitted by the core on a labelled dev split when the data has one (zero-shot uses no labels itself)
+    calibration = SavedCalibration()
+    calibratable = True
+
+    def with_labels(self, labels: str | Path | Sequence[str] | Mapping[str, str | None]) -> ZeroShotPredictor:
+        """A predictor of the same task, backends and settings that scores other ``labels`` (what
+        ``--labels`` takes: names, or label -> description). It shares this predictor's loaded
+        models (they load here if not yet, once for both) and leaves this predictor unchanged, so
+        predictors of several label sets can be used side by side, in several threads. What was
+        fitted to the saved labels is left out: the self-trained head and a per-label (vector)
+        calibration; a temperature applies to any label set and is kept."""
+        settings = {**self.settings, "self_trained": False}
+        calibration = self.calibration
+        if calibration is not None and calibration.method == "vector":
+            del settings["calibration"]
+        other = ZeroShotPredictor(self.task, task_label_set(self.task, labels), settings)
+        backend = self.settings["backend"]
+        other._scorer = self.scorer() if backend != "embedding" else self._scorer
+        other._encoder = self.encoder() if backend != "nli" else self._encoder
+        return other
 
     # --- backends, loaded on first use ---------------------------------------------------
-    def scorer(self) -> Any:
+    def scorer(self) -> NLIScorer:
         if self._scorer is None:
             from taskkit import hypothesis_scoring as zs
 
@@ -96,7 +145,7 @@ class ZeroShotPredictor(Predictor):
                                         s.get("max_length", 256))
         return self._scorer
 
-    def encoder(self) -> Any:
+    def encoder(self) -> EmbeddingScorer:
         """The bi-encoder of the embedding backend and of the self-trained classifier."""
         if self._encoder is None:
             from taskkit.hypothesis_scoring import EmbeddingScorer
@@ -109,23 +158,65 @@ class ZeroShotPredictor(Predictor):
         return [self.task.as_example(x)["text"] for x in inputs]
 
     def zero_shot_proba(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        from taskkit.hypothesis_scoring import sigmoid, softmax
+        """Single-label: each backend's softmax over its logits less the saved label-bias offsets,
+        mixed with the saved nli share (``both``); multi-label: each label on its own."""
+        from taskkit.hypothesis_scoring import sigmoid
 
         backend = self.settings["backend"]
-        nli = self.scorer().probabilities(texts, self.hypotheses, self.labels.multi_label) if backend != "embedding" else None
-        if backend == "nli":
+        if not self.labels.multi_label:
+            return self.mix(self.backend_logits(texts, vectors))
+        nli = self.scorer().probabilities(texts, self.hypotheses, True) if backend != "embedding" else None
+        if nli is not None and backend == "nli":
             return nli
+        cos = self.cosines(texts, vectors)
+        embedding = sigmoid((cos - self.settings.get("cosine_center", 0.3)) / TEMPERATURE)
+        return embedding if nli is None else (nli + embedding) / 2
+
+    def mix(self, logits: dict[str, np.ndarray]) -> np.ndarray:
+        """Single-label probabilities from :meth:`backend_logits`: each backend's softmax less its
+        label-bias offsets, ``both`` mixed at the saved nli share."""
+        from taskkit.hypothesis_scoring import softmax
+
+        offsets = self.label_bias()
+        proba = {b: softmax(x - offsets[b]) if b in offsets else softmax(x) for b, x in logits.items()}
+        if self.settings["backend"] != "both":
+            return proba[self.settings["backend"]]
+        share = float(self.settings.get("nli_share", 0.5))
+        return share * proba["nli"] + (1 - share) * proba["embedding"]
+
+    def cosines(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
         if self._label_vectors is None:
             self._label_vectors = self.encoder().encode(self.hypotheses)
         vectors = self.encoder().encode(texts) if vectors is None else vectors
-        cos = vectors @ self._label_vectors.T
-        if self.labels.multi_label:
-            embedding = sigmoid((cos - self.settings.get("cosine_center", 0.3)) / TEMPERATURE)
-        else:
-            embedding = softmax(cos / TEMPERATURE)
-        return embedding if nli is None else (nli + embedding) / 2
+        return vectors @ self._label_vectors.T
+
+    def backend_logits(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Single-label logits of each backend in use (nli: entailment logits; embedding: cosine /
+        TEMPERATURE), before any correction."""
+        backend, out = self.settings["backend"], {}
+        if backend != "embedding":
+            out["nli"] = self.scorer().entailment_logits(texts, self.hypotheses)
+        if backend != "nli":
+            out["embedding"] = self.cosines(texts, vectors) / TEMPERATURE
+        return out
+
+    def label_bias(self) -> dict[str, np.ndarray]:
+        """The saved label-bias offsets per backend (none for a folder saved before they existed, or
+        when they were fitted to other labels)."""
+        import numpy as np
+
+        saved = self.settings.get("label_bias") or {}
+        if saved.get("labels") != list(self.labels.names):
+            return {}
+        return {b: np.asarray(v, dtype=np.float32) for b, v in (saved.get("offsets") or {}).items()}
 
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
+        return calibrated_probabilities(self, self.uncalibrated_proba(inputs))
+
+    def logits(self, inputs: Sequence[Any]) -> np.ndarray:
+        return as_logits(self.uncalibrated_proba(inputs), self.labels.multi_label)
+
+    def uncalibrated_proba(self, inputs: Sequence[Any]) -> np.ndarray:
         import numpy as np
 
         if self.per_example and len(inputs):
@@ -136,6 +227,7 @@ class ZeroShotPredictor(Predictor):
         vectors = self.encoder().encode(texts) if (self.head or self.settings["backend"] != "nli") else None
         proba = self.zero_shot_proba(texts, vectors)
         if self.head is not None:
+            assert vectors is not None  # encoded above whenever there is a self-trained head
             alpha = float(self.settings.get("self_train_weight", 0.5))
             proba = alpha * _logistic_proba(vectors, *self.head) + (1 - alpha) * proba
         return proba.astype(np.float32)
@@ -147,13 +239,25 @@ class ZeroShotPredictor(Predictor):
 
         names, negative = self.labels.names, self.task.negative_label
         positive = [j for j, name in enumerate(names) if name != negative]
-        hyps = [[self.task.hypothesis(names[j], e, self.descriptions.get(names[j])) for j in positive] for e in examples]
-        scores = self.scorer().relation_probabilities([e["text"] for e in examples], hyps)
+        hyps = [[self.filled_hypothesis(names[j], e) for j in positive] for e in examples]
+        scores = self.scorer().relation_probabilities([e["text"] for e in examples], hyps, self.label_bias().get("nli"))
         out = np.zeros((len(examples), len(names)), dtype=np.float32)
         out[:, positive] = scores[:, :-1]
         if negative in names:
             out[:, names.index(negative)] = scores[:, -1]
         return out / out.sum(axis=1, keepdims=True)
+
+    def relation_hypotheses(self, examples: Sequence[Any]) -> list[list[str]]:
+        """Per example, the filled hypothesis of each label but the negative one (in label order)."""
+        names, negative = self.labels.names, self.task.negative_label
+        return [[self.filled_hypothesis(name, e) for name in names if name != negative] for e in examples]
+
+    def filled_hypothesis(self, label: str, example: Any) -> str:
+        hypothesis = self.task.hypothesis(label, example, self.descriptions.get(label))
+        if hypothesis is None:
+            raise TaskkitError(f"zero-shot {self.task.name}: label {label!r} has no verbalisation to fill in: give it "
+                               "one in --labels FILE (label -> description)")
+        return hypothesis
 
     # --- self-training -------------------------------------------------------------------
     def self_train(self, texts: Sequence[str], keep: float = 0.5, seed: int = 42, *,
@@ -250,12 +354,7 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
 
     if config.labels is None:
         raise TaskkitError("zero-shot needs labels: --labels a,b,c or --labels FILE (JSON/YAML: label -> description)")
-    labels = parse_labels(config.labels)
-    # a name without a description takes the task's own, where it has one
-    labels = {k: v or task.label_descriptions.get(k) for k, v in labels.items()}
-    negative = task.negative_label
-    if fills_hypotheses(task) and negative and negative not in labels:
-        labels[negative] = None  # relation: Other takes "no verbalisation entailed", given or not
+    labels = task_label_set(task, config.labels)
     backend = config.backend or ("nli" if fills_hypotheses(task) else DEFAULT_BACKEND)
     opts = read(config, ZeroShotOptions)
     given = config.model if config.model not in (None, "auto") else None  # --model: the backend's main model
@@ -264,6 +363,6 @@ def build(task: Task, config: RunConfig) -> ZeroShotPredictor:
     settings = {"backend": backend, "nli_model": nli_model, "encoder": encoder, "template": config.template or task.hypothesis_template,
                 "multi_label": bool(config.multi_label), "precision": config.precision,
                 "eval_batch_size": config.eval_batch_size, "max_length": config.max_length,
-                "threshold": opts.threshold if config.multi_label else opts.abstain,
+                "threshold": opts.threshold if config.multi_label else (None if opts.abstain == "auto" else opts.abstain),
                 "self_train_weight": opts.self_train_weight}
     return ZeroShotPredictor(task, labels, settings)

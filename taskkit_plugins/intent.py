@@ -2,20 +2,24 @@
 
 Out of scope: examples labelled ``oos`` (CLINC150's convention) train an out-of-scope class like
 any other; ``--option oos_threshold=0.x`` also predicts ``oos`` whenever the most probable intent
-scores below the threshold (kept in the model folder). Metrics add in-scope accuracy and
-out-of-scope recall, reported separately because one hides the other in plain accuracy.
+scores below the threshold (kept in the model folder). ``oos_threshold=auto`` chooses that cut on
+the calibrated probabilities of dev (or of the out-of-fold predictions of a cross-validation on
+the training examples when there is no dev, :mod:`taskkit.calibration`): the cut maximising the
+mean of in-scope accuracy and out-of-scope recall (the lowest such cut on a tie); the trade-off
+curve goes to ``metrics.json`` (``training.extra.oos_threshold``). Metrics add in-scope accuracy
+and out-of-scope recall, reported separately because one hides the other in plain accuracy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import taskkit
 from taskkit.classification import ClassificationOptions, ClassificationTask
-from taskkit.contracts import Example, LabelSpace, RunConfig
+from taskkit.contracts import Example, LabelSpace, RunConfig, TrainingRecord
 from taskkit.options import read
 
 if TYPE_CHECKING:
@@ -25,8 +29,16 @@ OOS = "oos"
 
 
 class IntentOptions(ClassificationOptions):
-    oos_threshold: float | None = Field(None, ge=0, le=1, description="predict oos when the top intent's "
-                                        "probability is below this (kept with the model)")
+    oos_threshold: float | Literal["auto"] | None = Field(
+        None, description="predict oos when the top intent's probability is below this (kept with the model); "
+                          "auto: the cut maximising the mean of in-scope accuracy and oos recall on dev")
+
+    @field_validator("oos_threshold")
+    @classmethod
+    def _in_range(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, (int, float)) and not 0 <= value <= 1:
+            raise ValueError("expected a number between 0 and 1, or auto")
+        return value
 
 
 class Intent(ClassificationTask):
@@ -39,7 +51,25 @@ class Intent(ClassificationTask):
 
     def fixed_threshold(self, config: RunConfig) -> float | None:
         cut = read(config, IntentOptions).oos_threshold
-        return super().fixed_threshold(config) if cut is None else cut
+        return super().fixed_threshold(config) if cut is None or cut == "auto" else cut
+
+    def choose_threshold(self, predictor: Any, dev: Sequence[Example], labels: LabelSpace,
+                         config: RunConfig, probabilities: np.ndarray | None = None) -> float | None:
+        """``oos_threshold=auto``: the cut on the top probability maximising the mean of in-scope
+        accuracy and out-of-scope recall on ``dev`` (its curve kept in the training record)."""
+        if read(config, IntentOptions).oos_threshold != "auto" or labels.multi_label:
+            return super().choose_threshold(predictor, dev, labels, config, probabilities)
+        if not dev or not any(e.get("label") == OOS for e in dev):
+            return None  # nothing out of scope to judge a cut by
+        if probabilities is None:
+            probabilities = predictor.predict_proba(dev)
+        curve = oos_curve(probabilities, self.gold(dev, labels), labels)
+        best = max(curve, key=lambda row: (row["objective"], -row["threshold"]))
+        if isinstance(predictor.training, TrainingRecord):
+            predictor.training.extra["oos_threshold"] = {
+                "chosen": best["threshold"], "objective": "mean of in-scope accuracy and oos recall",
+                "dev_examples": len(dev), "curve": curve}
+        return best["threshold"]
 
     def check_known(self, examples: Sequence[Example], labels: LabelSpace, split: str) -> None:
         # out-of-scope examples may appear in dev/test without any in training (threshold-only oos)
@@ -63,6 +93,26 @@ class Intent(ClassificationTask):
             scores["oos_recall"] = sum(p == OOS for p in out_scope) / len(out_scope)
             scores["oos_precision"] = sum(p == OOS for p in out_scope) / max(1, said_oos)
         return scores
+
+
+def oos_curve(probabilities: np.ndarray, gold: Sequence[Any], labels: LabelSpace, steps: int = 50) -> list[dict[str, float]]:
+    """(threshold, in-scope accuracy, oos recall, objective) for cuts 0, 1/steps, ..., 1 - 1/steps:
+    below the cut the top intent gives way to ``oos``."""
+    import numpy as np
+
+    names = np.array(labels.names, dtype=object)
+    top, best = probabilities.max(axis=1), names[probabilities.argmax(axis=1)]
+    truth = np.array(list(gold), dtype=object)
+    outside = truth == OOS
+    rows = []
+    for i in range(steps):
+        cut = round(i / steps, 4)
+        predicted = np.where(top < cut, OOS, best)
+        inside = float(np.mean(predicted[~outside] == truth[~outside])) if (~outside).any() else 0.0
+        recall = float(np.mean(predicted[outside] == OOS)) if outside.any() else 0.0
+        rows.append({"threshold": cut, "in_scope_accuracy": round(inside, 4), "oos_recall": round(recall, 4),
+                     "objective": round((inside + recall) / 2, 4)})
+    return rows
 
 
 @taskkit.hookimpl

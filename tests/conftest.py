@@ -126,6 +126,35 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_nli(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT as a random NLI cross-encoder: a sequence classifier whose config names the
+    NLI labels (a hub-style folder), for zero-shot scoring in seconds. Read-only for tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-nli")
+    config = BertConfig.from_pretrained(tiny_model)
+    config.id2label = {0: "ENTAILMENT", 1: "NEUTRAL", 2: "CONTRADICTION"}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    torch.manual_seed(1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT as a sentence-transformers bi-encoder (mean pooling, normalised). Read-only for tests."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    folder = tmp_path_factory.mktemp("tiny-st")
+    body = Transformer(str(tiny_model), max_seq_length=64)
+    SentenceTransformer(modules=[body, Pooling(32, "mean"), Normalize()], device="cpu").save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def demo_rows() -> dict[str, list[dict[str, Any]]]:
     """The packaged demo sentiment data (train 120, dev 30, test 50)."""
     return {split: read_jsonl(DEMO / f"{split}.jsonl") for split in ("train", "dev", "test")}

@@ -148,40 +148,14 @@ TINY_DATA: dict[str, Callable[[Path], tuple[list[str], list[Any]]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_zero_shot(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The tiny BERT as an NLI cross-encoder (its config names the NLI labels) and as a
-    sentence-transformers bi-encoder: zero-shot runs in seconds (the shipped models run in
-    tests/test_readme_commands.py)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import (
-        Normalize,
-        Pooling,
-        Transformer,
-    )
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    nli = tmp_path_factory.mktemp("tiny-nli")
-    config = BertConfig.from_pretrained(tiny_model)
-    config.id2label = {0: "ENTAILMENT", 1: "NEUTRAL", 2: "CONTRADICTION"}
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    torch.manual_seed(1)
-    BertForSequenceClassification(config).save_pretrained(nli)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(nli)
-    encoder = tmp_path_factory.mktemp("tiny-st")
-    body = Transformer(str(tiny_model), max_seq_length=64)
-    SentenceTransformer(modules=[body, Pooling(32, "mean"), Normalize()], device="cpu").save(str(encoder))
-    return nli, encoder
-
-
 def mode_args(mode: str, labels: list[str], tiny_model: Path, request: pytest.FixtureRequest) -> list[str]:
-    """The mode's own arguments: zero-shot scores with tiny NLI and embedding models (no
-    training), every other mode trains the tiny random BERT for one epoch."""
+    """The mode's own arguments: zero-shot scores with tiny NLI and embedding models (no training:
+    seconds; the shipped models run in tests/test_readme_commands.py), every other mode trains the
+    tiny random BERT for one epoch."""
     from taskkit import registry
 
-    if not registry.get_mode(mode).needs_training_data:
-        nli, encoder = request.getfixturevalue("tiny_zero_shot")
+    if mode != "distill" and not registry.get_mode(mode).needs_training_data:  # distill trains a student
+        nli, encoder = request.getfixturevalue("tiny_nli"), request.getfixturevalue("tiny_encoder")
         return ["--labels", ",".join(labels), "--model", str(nli), "--option", f"encoder={encoder}"]
     return ["--model", str(tiny_model), "--epochs", "1", "--lr", "1e-3"]
 
@@ -213,6 +187,8 @@ def test_the_matrix_covers_every_built_in_pair():
     expected = {(t, m) for t in ("sentiment", "topic", "intent") for m in ("full", "peft", "few-shot", "zero-shot")}
     expected |= {("ner", "full"), ("ner", "peft"), ("nli", "full"), ("nli", "peft"),
                  ("relation", "full"), ("relation", "peft"), ("relation", "zero-shot")}
+    expected |= {("ner", "few-shot"), ("relation", "few-shot")}  # few_shot/tokens.py
+    expected |= {(t, "distill") for t in ("sentiment", "topic", "intent")}  # taskkit_plugins/distill
     assert expected <= set(PAIRS)
     missing = sorted({t for t, _ in PAIRS} - set(TINY_DATA))
     assert not missing, f"tasks without tiny data in TINY_DATA: {missing}"
@@ -236,8 +212,16 @@ class PairRun:
 
 
 def _run_and_predict(task: str, mode: str, folder: Path, args: list[str], inputs: list[Any],
-                     run_taskkit: Callable[..., subprocess.CompletedProcess]) -> PairRun:
+                     run_taskkit: Callable[..., subprocess.CompletedProcess],
+                     teacher_args: list[str] | None = None) -> PairRun:
     out = folder / "out"
+    if teacher_args is not None:  # distill: a teacher folder first (zero-shot of the tiny models: seconds)
+        teacher = folder / "teacher"
+        made = run_taskkit("run", task, "--mode", "zero-shot", "--data", folder / "data", "--out", teacher,
+                           "--max-length", "32", "--quiet", *teacher_args, timeout=600)
+        if made.returncode != 0:
+            return PairRun(folder, inputs, made, None)
+        args = [*args, "--option", f"teacher={teacher}"]
     done = run_taskkit("run", task, "--mode", mode, "--data", folder / "data", "--out", out, "--max-length", "32",
                        "--quiet", *args, timeout=600)
     predicted = None
@@ -265,7 +249,9 @@ def matrix_runs(request: pytest.FixtureRequest, tiny_model: Path, tmp_path_facto
             folder = tmp_path_factory.mktemp(f"{task}-{mode}")
             labels, inputs = TINY_DATA[task](folder / "data")
             args = mode_args(mode, labels, tiny_model, request)
-            futures[task, mode] = pool.submit(_run_and_predict, task, mode, folder, args, inputs, run_taskkit)
+            teacher_args = mode_args("zero-shot", labels, tiny_model, request) if mode == "distill" else None
+            futures[task, mode] = pool.submit(_run_and_predict, task, mode, folder, args, inputs, run_taskkit,
+                                              teacher_args)
         yield futures
         for future in futures.values():
             future.cancel()

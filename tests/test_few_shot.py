@@ -72,7 +72,9 @@ def test_few_labels_average_with_a_zero_shot_classifier(few_shot_run, tiny_data:
     assert (few_shot_run.out / "model" / "members" / "1" / "taskkit.json").is_file()
     texts = ["a lovely film", "a terrible film"]
     trained, zero = (m.predict_proba(texts) for m in ensemble.members)
-    assert np.allclose(ensemble.predict_proba(texts), 0.5 * trained + 0.5 * zero, atol=1e-5)
+    share = few_shot_run.metrics["training"]["zero_shot_share"]  # cross-validated on the shots (issue 17)
+    assert 0 < share <= 1 and few_shot_run.metrics["training"]["shares"]["ensemble"] == share
+    assert np.allclose(ensemble.predict_proba(texts), (1 - share) * trained + share * zero, atol=1e-5)
     plain = api.run("sentiment", "few-shot", tiny_data, tmp_path, shots=4, seed=3, max_length=32, epochs=1,
                     progress=False, options={"steps": 2, "zero_shot": "none"})
     assert not isinstance(plain.predictor, EnsemblePredictor) and not (tmp_path / "model" / "members").exists()

@@ -43,22 +43,6 @@ def _texts(kind: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_nli(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny BERT sequence classifier whose config names NLI labels (a hub-style folder)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-nli")
-    config = BertConfig.from_pretrained(tiny_model)
-    config.id2label = {0: "ENTAILMENT", 1: "NEUTRAL", 2: "CONTRADICTION"}
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    torch.manual_seed(1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def saved(tiny_model: Path, tiny_nli: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Predictor]]:
     """kind -> (model folder, the predictor that saved it)."""
     import torch

@@ -36,21 +36,6 @@ def test_few_shot_embedding_averages_the_windows_of_a_long_text(body_and_tokeniz
     assert abs(float(np.linalg.norm(short[0])) - 1.0) < 1e-4
 
 
-@pytest.fixture(scope="module")
-def tiny_nli(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-nli-long")
-    config = BertConfig.from_pretrained(tiny_model)
-    config.id2label = {0: "ENTAILMENT", 1: "NEUTRAL", 2: "CONTRADICTION"}
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    torch.manual_seed(1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
-
-
 def test_nli_scores_every_window_of_a_long_premise_and_keeps_the_most_entailed(tiny_nli: Path) -> None:
     from taskkit.hypothesis_scoring import NLIScorer
 

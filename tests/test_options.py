@@ -118,7 +118,7 @@ def test_options_command_lists_types_defaults_and_help(capsys):
     assert any(line.split()[:1] == ["merge"] and "bool" in line for line in out)
     assert any(line.split()[:1] == ["threshold"] for line in out)  # the task's own
     assert any(line.split()[:2] == ["--lr", "float"] for line in out)  # run settings, from RunConfig
-    assert main(["options", "ner", "--mode", "few-shot"]) == 2  # an unsupported pair is refused
+    assert main(["options", "ner", "--mode", "zero-shot"]) == 2  # an unsupported pair is refused
 
 
 def test_run_options_come_from_runconfig(capsys):

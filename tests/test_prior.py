@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from taskkit_plugins.few_shot.prior import FALLBACK, MIXES, blend, choose_mix, fit_logistic
+from taskkit_plugins.few_shot.prior import FALLBACK, MIXES, WEIGHTS, blend, choose_mix, fit_logistic
 
 
 def _data(seed: int, per_class: int = 8, classes: int = 4, dim: int = 16, noise: float = 1.5):
@@ -37,3 +37,76 @@ def test_blend_ends_are_the_regression_and_the_scaled_cosine_classifier():
     w, b = blend(coef, bias, x, centres, 1.0)
     cosine = centres / np.linalg.norm(centres, axis=1, keepdims=True)
     assert np.allclose(b, 0) and np.array_equal((x @ w.T).argmax(1), (x @ cosine.T).argmax(1))
+
+
+# --- both shares together: the head's and the zero-shot member's (issue 17) ---
+
+def _folds(x, y, prior, zero, seed=0):
+    from taskkit_plugins.few_shot.prior import untrained_folds
+
+    return untrained_folds(x, y, prior, zero, seed)
+
+
+def _one_hot(y, n, sharp=0.9):
+    p = np.full((len(y), n), (1 - sharp) / (n - 1))
+    p[np.arange(len(y)), y] = sharp
+    return p
+
+
+def test_code_labels_get_no_share_anywhere():
+    """Opaque codes: neither the cosine to the code's embedding nor a zero-shot classifier of the
+    codes knows anything, so both shares are 0 (and the names are then left out)."""
+    from taskkit_plugins.few_shot.prior import choose_shares
+
+    for seed in range(3):
+        x, y, _ = _data(seed, noise=0.6)
+        codes = np.random.default_rng(100 + seed).normal(size=(4, 16))
+        noise = np.random.default_rng(200 + seed).dirichlet(np.ones(4) * 5, size=len(y))
+        shares = choose_shares(_folds(x, y, codes, noise), seed=0)
+        assert (shares.mix, shares.weight) == (0.0, 0.0), shares.as_dict()
+
+
+def test_telling_names_and_worthless_examples_give_the_names_everything():
+    """Names that answer the question and examples that say nothing: the zero-shot share goes to 1."""
+    from taskkit_plugins.few_shot.prior import choose_shares
+
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(4), 8)
+    x = rng.normal(size=(32, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    shares = choose_shares(_folds(x, y, rng.normal(size=(4, 16)), _one_hot(y, 4)), seed=0)
+    assert shares.weight == 1.0 and 1.0 in WEIGHTS
+    assert shares.chosen_by.startswith("cross-validation") and "0.0/1.0" in shares.loss
+
+
+def test_both_worth_something_share_between():
+    """A useful but imperfect zero-shot classifier and informative examples: a share strictly inside."""
+    from taskkit_plugins.few_shot.prior import choose_shares
+
+    x, y, centres = _data(7, noise=2.0)
+    rng = np.random.default_rng(8)
+    wrong = np.where(rng.random(len(y)) < 0.3, (y + 1) % 4, y)  # right 70% of the time
+    shares = choose_shares(_folds(x, y, rng.normal(size=(4, 16)), _one_hot(wrong, 4, 0.7)), seed=0)
+    assert 0.0 < shares.weight < 1.0
+
+
+def test_share_zero_leaves_the_descriptions_out_of_the_head():
+    from taskkit_plugins.few_shot.prior import head_weights
+
+    x, y, centres = _data(4)
+    w, b = head_weights(x, y, centres, 0.0, seed=0)
+    coef, bias = fit_logistic(x, y, 4, seed=0)
+    assert np.allclose(w, coef) and np.allclose(b, bias)
+    w, _ = head_weights(x, y, centres, 0.5, seed=0)
+    assert not np.allclose(w, coef)
+
+
+def test_contrastive_length_follows_setfit_iterations_and_is_capped():
+    """setfit at num_iterations=20 makes 2 x 20 pairs an example (80 texts encoded): 16 shots in
+    batches of 32 texts are 40 steps; 616 shots would be 1,540, capped."""
+    from taskkit_plugins.few_shot.mode import contrastive_steps
+
+    assert contrastive_steps(16, 32, 20, 100) == 40
+    assert contrastive_steps(32, 32, 20, 100) == 80
+    assert contrastive_steps(616, 32, 20, 100) == 100
+    assert contrastive_steps(2, 32, 1, 100) == 1

@@ -12,6 +12,7 @@ The commands run in one scratch folder, in the README's order where one uses ano
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shlex
@@ -99,9 +100,44 @@ def _ag_news(folder: Path) -> Path:
     return folder
 
 
+NER_SENTENCES = [
+    (["John", "Smith", "lives", "in", "Paris", "."], ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
+    (["Mary", "works", "for", "Acme", "Corp", "in", "Berlin"], ["B-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC"]),
+    (["Acme", "Corp", "hired", "Anna", "."], ["B-ORG", "I-ORG", "O", "B-PER", "O"]),
+]
+
+
+def _wikiann(folder: Path) -> Path:
+    """WikiANN's shape: CoNLL train / test with PER, ORG and LOC, 6+ mentions of each for ``--shots 5``."""
+    def conll(sentences: list[tuple[list[str], list[str]]]) -> str:
+        return "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sentences) + "\n"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.conll").write_text(conll(NER_SENTENCES * 6), encoding="utf-8")
+    (folder / "test.conll").write_text(conll(NER_SENTENCES), encoding="utf-8")
+    return folder
+
+
+def _semeval(folder: Path) -> Path:
+    """SemEval's shape: directed labels and Other, 8+ of each for ``--shots 8``."""
+    def row(text: str, head: str, tail: str, label: str) -> dict[str, Any]:
+        h, t = text.index(head), text.index(tail)
+        return {"text": text, "head": {"start": h, "end": h + len(head)}, "tail": {"start": t, "end": t + len(tail)},
+                "label": label}
+
+    rows = [row("The fire was caused by a spark.", "spark", "fire", "Cause-Effect(e1,e2)"),
+            row("The spark caused the fire.", "fire", "spark", "Cause-Effect(e2,e1)"),
+            row("The man saw a dog yesterday.", "man", "dog", "Other")]
+    write_jsonl(folder / "train.jsonl", rows * 9)
+    write_jsonl(folder / "test.jsonl", rows)
+    return folder
+
+
 #: the README's data set path -> a writer of a tiny stand-in (returns the folder to pass)
 TINY_DATASETS: dict[str, Callable[[Path], Path]] = {
     "../shared/datasets/sentiment/sst2": lambda folder: DEMO,  # the packaged demo set, SST-2's shape
+    "../shared/datasets/ner/wikiann_en": _wikiann,
+    "../shared/datasets/relation/semeval2010_task8": _semeval,
     "../shared/datasets/intent/clinc150": _intent,
     "../shared/datasets/topic/ag_news": _ag_news,
 }
@@ -135,6 +171,21 @@ def _run_report(task: str, mode: str, out: str, shots: int | None = None) -> Cal
     return check
 
 
+def _few_shot_structured(task: str, out: str, shots: int) -> Callable[..., None]:
+    """A few-shot NER / relation run: K mentions of each type (K of each label), saved as torch.v1."""
+    def check(done: subprocess.CompletedProcess, cwd: Path) -> None:
+        assert f"{task} / few-shot on test" in done.stdout, done.stdout
+        metrics = json.loads((cwd / out / "metrics.json").read_text(encoding="utf-8"))
+        meta = json.loads((cwd / out / "model" / "taskkit.json").read_text(encoding="utf-8"))
+        assert (meta["task"], meta["mode"], meta["format"]) == (task, "few-shot", "torch.v1")
+        if task == "ner":  # every type has at least K mentions in the sampled sentences
+            kinds = [t[2:] for i in metrics["train_indices"] for t in NER_SENTENCES[i % 3][1] if t[:2] == "B-"]
+            assert all(kinds.count(k) >= shots for k in ("PER", "ORG", "LOC")), kinds
+        else:
+            assert len(metrics["train_indices"]) == 3 * shots
+    return check
+
+
 def _predictions(texts: list[str], labels: set[str], expected: list[str] | None = None) -> Callable[..., None]:
     def check(done: subprocess.CompletedProcess, cwd: Path) -> None:
         records = [json.loads(line) for line in done.stdout.splitlines()]
@@ -147,6 +198,15 @@ def _predictions(texts: list[str], labels: set[str], expected: list[str] | None 
     return check
 
 
+def _scored(output: str) -> Callable[..., None]:
+    """``check`` for ``taskkit predict --input reviews.jsonl.gz --output OUTPUT``: every review, in order, once."""
+    def check(done: subprocess.CompletedProcess, cwd: Path) -> None:
+        records = read_jsonl(cwd / output)
+        assert [(r["id"], r["text"]) for r in records] == list(enumerate(REVIEWS))
+        assert all(r["predicted"] in SENTIMENT and set(r["probabilities"]) == SENTIMENT for r in records)
+    return check
+
+
 def _listing(first_column: set[str]) -> Callable[..., None]:
     def check(done: subprocess.CompletedProcess, cwd: Path) -> None:
         assert first_column <= {line.split("\t")[0] for line in done.stdout.splitlines()}, done.stdout
@@ -154,7 +214,7 @@ def _listing(first_column: set[str]) -> Callable[..., None]:
 
 
 TASKS = {"sentiment", "topic", "intent", "ner", "relation", "nli"}
-MODES = {"full", "peft", "few-shot", "zero-shot"}
+MODES = {"full", "peft", "few-shot", "zero-shot", "distill"}
 SENTIMENT = {"positive", "negative"}
 AG_LABELS = set(AG_NEWS)
 REVIEWS = ["A warm, funny and moving story.", "Dull, slow and far too long.", "I would watch it again."]
@@ -167,6 +227,11 @@ SST2_RUN = "taskkit run sentiment --mode full --data ../shared/datasets/sentimen
 AG_ZS_RUN = "taskkit run topic --mode zero-shot --data ../shared/datasets/topic/ag_news --labels labels.yaml --out runs/ag-zs"
 
 ONNX_EXPORT = "taskkit export runs/sst2 out/sst2-onnx --format onnx --quantize int8"
+STREAM_PREDICT = "taskkit predict runs/sst2 --input reviews.jsonl.gz --output scored.jsonl"
+DISTILL_RUN = ("taskkit run topic --mode distill --option teacher=runs/ag-zs --option unlabelled=news.txt "
+               "--data ../shared/datasets/topic/ag_news --out runs/ag-student")
+NEWS = [t for texts in AG_NEWS.values() for t in texts] + ["Rain is expected across the north on Sunday.",
+                                                          "The central bank held interest rates steady."]
 
 
 def _options(done: subprocess.CompletedProcess, cwd: Path) -> None:
@@ -204,6 +269,8 @@ BLOCK_COMMANDS: dict[str, Case] = {
         Case(_predictions(["a gripping, beautifully shot film", "two hours I will never get back"], SENTIMENT),
              after=(SST2_RUN,)),
     "taskkit predict runs/sst2 --input reviews.txt": Case(_predictions(REVIEWS, SENTIMENT), after=(SST2_RUN,)),
+    STREAM_PREDICT: Case(_scored("scored.jsonl"), after=(SST2_RUN,)),
+    f"{STREAM_PREDICT} --resume": Case(_scored("scored.jsonl"), after=(STREAM_PREDICT,)),
     "taskkit tasks": Case(_listing(TASKS)),
     "taskkit modes": Case(_listing(MODES)),
     "taskkit plugins": Case(_listing(TASKS | MODES)),
@@ -211,6 +278,10 @@ BLOCK_COMMANDS: dict[str, Case] = {
         Case(_run_report("sentiment", "few-shot", "runs/sst2-8", shots=8), TRAIN),
     "taskkit run intent --mode few-shot --shots 8 --data ../shared/datasets/intent/clinc150":
         Case(_run_report("intent", "few-shot", "runs/intent-few-shot", shots=8), TRAIN),
+    "taskkit run ner --mode few-shot --shots 5 --data ../shared/datasets/ner/wikiann_en --out runs/wikiann-5":
+        Case(_few_shot_structured("ner", "runs/wikiann-5", 5), TRAIN),
+    "taskkit run relation --mode few-shot --shots 8 --data ../shared/datasets/relation/semeval2010_task8 "
+    "--out runs/semeval-8": Case(_few_shot_structured("relation", "runs/semeval-8", 8), TRAIN),
     # zero-shot: the shipped NLI model and MiniLM, as a user runs them (a few texts: seconds)
     'taskkit zero-shot "The striker scored twice in the final." --labels World,Sports,Business,Sci/Tech':
         Case(_predictions(["The striker scored twice in the final."], AG_LABELS, ["Sports"])),
@@ -218,6 +289,7 @@ BLOCK_COMMANDS: dict[str, Case] = {
     'taskkit predict runs/ag-zs "Oil prices jumped after the OPEC meeting."':
         Case(_predictions(["Oil prices jumped after the OPEC meeting."], AG_LABELS, ["Business"]),
              after=(AG_ZS_RUN,)),
+    DISTILL_RUN: Case(_run_report("topic", "distill", "runs/ag-student"), TRAIN, after=(AG_ZS_RUN,)),
     "taskkit options sentiment --mode peft": Case(_options),
     ONNX_EXPORT: Case(_exported, after=(SST2_RUN,)),
     'taskkit predict out/sst2-onnx "a gripping, beautifully shot film"':
@@ -285,7 +357,10 @@ INLINE_COMMANDS: dict[str, Case | str | None] = {
 def scratch(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("readme")
     (root / "reviews.txt").write_text("\n".join(REVIEWS) + "\n", encoding="utf-8")
+    (root / "reviews.jsonl.gz").write_bytes(gzip.compress("".join(
+        json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(REVIEWS)).encode("utf-8")))
     (root / "labels.yaml").write_text(LABELS_YAML, encoding="utf-8")
+    (root / "news.txt").write_text("\n".join(NEWS) + "\n", encoding="utf-8")
     write_jsonl(root / "new-data" / "train.jsonl", NEW_DATA)
     return {"root": root, "tiny": tiny_model, "done": {}}
 

@@ -202,21 +202,6 @@ def test_max_batch_caps_each_batch_and_a_big_request_runs_alone(sentiment):
 
 # --- zero-shot, NER, relation --------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_encoder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import (
-        Normalize,
-        Pooling,
-        Transformer,
-    )
-
-    folder = tmp_path_factory.mktemp("tiny-st")
-    SentenceTransformer(modules=[Transformer(str(tiny_model), max_seq_length=64), Pooling(32, "mean"), Normalize()],
-                        device="cpu").save(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
 def structured(tiny_model: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A zero-shot topic model, a NER model and a relation model, each tiny, in folders of their names."""
     from test_ner import SENTENCES, write_conll

@@ -1,7 +1,7 @@
 """Zero-shot mode: label sets, both backends, self-training, saving, the direct command, bad input.
 
-Unit tests use tiny random models built here (an NLI-labelled BERT, a sentence-transformers
-wrapper of the tiny BERT); the integration tests run taskkit's shipped NLI model end to end.
+Unit tests use conftest's tiny random models (``tiny_nli``, an NLI-labelled BERT, and
+``tiny_encoder``, a sentence-transformers wrapper of the tiny BERT); the integration tests run taskkit's shipped NLI model end to end.
 """
 
 from __future__ import annotations
@@ -20,34 +20,6 @@ from conftest import read_jsonl, write_jsonl
 TEXTS = ["The striker scored twice in the cup final.", "Shares fell after the bank cut its forecast.",
          "A new telescope photographed a distant galaxy.", "The prime minister met foreign leaders."]
 GOLD = ["Sports", "Business", "Sci/Tech", "World"]
-
-
-@pytest.fixture(scope="module")
-def tiny_nli(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny BERT sequence classifier whose config names NLI labels."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-nli")
-    config = BertConfig.from_pretrained(tiny_model)
-    config.id2label = {0: "ENTAILMENT", 1: "NEUTRAL", 2: "CONTRADICTION"}
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    torch.manual_seed(1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT as a sentence-transformers model (mean pooling, normalised)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
-    folder = tmp_path_factory.mktemp("tiny-st")
-    body = Transformer(str(tiny_model), max_seq_length=64)
-    SentenceTransformer(modules=[body, Pooling(32, "mean"), Normalize()], device="cpu").save(str(folder))
-    return folder
 
 
 LABELS = {"Sports": "sports", "Business": None, "Sci/Tech": "science", "World": "world news"}

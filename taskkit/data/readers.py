@@ -14,14 +14,14 @@ import io
 import json
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from taskkit.data.values import check_text, require_text, show_name
 from taskkit.errors import TaskkitError
 
-__all__ = ["FORMATS", "file_format", "read_inputs", "read_records", "require_text"]
+__all__ = ["FORMATS", "file_format", "jsonl_rows", "read_inputs", "read_records", "require_text", "table_rows"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 #: the largest CSV field read: the csv module's default (128 KiB) refuses a long document
@@ -85,7 +85,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def _jsonl_rows(path: Path, stream: io.StringIO) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_rows(path: Path | str, stream: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of JSON Lines read from ``stream`` (lines of text), lazily."""
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -104,11 +105,12 @@ def _jsonl_rows(path: Path, stream: io.StringIO) -> Iterator[tuple[int, dict[str
         yield number, row
 
 
-def _table_rows(path: Path, stream: io.StringIO, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
+def table_rows(path: Path | str, stream: Iterable[str], delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of a CSV / TSV table read from ``stream`` (lines of text), lazily."""
     reader = csv.reader(stream, delimiter=delimiter, strict=True)
     kind = "CSV" if delimiter == "," else "TSV"
     old_limit = csv.field_size_limit(FIELD_LIMIT)
-    start, header, rows = 1, None, []
+    start, header = 1, None
     try:
         for fields in reader:
             if not fields:  # a blank line
@@ -121,7 +123,7 @@ def _table_rows(path: Path, stream: io.StringIO, delimiter: str) -> list[tuple[i
                 raise TaskkitError(f"{path}:{start}: more fields than the header has "
                                    f"({len(fields)} fields, {len(header)} columns)")
             elif any(v.strip() for v in fields):  # rows of empty fields are skipped
-                rows.append((start, dict(zip(header, fields + [""] * (len(header) - len(fields))))))
+                yield start, dict(zip(header, fields + [""] * (len(header) - len(fields))))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise TaskkitError(f"{path}:{start}: malformed {kind} row ({exc})") from None
@@ -129,10 +131,9 @@ def _table_rows(path: Path, stream: io.StringIO, delimiter: str) -> list[tuple[i
         csv.field_size_limit(old_limit)
     if header is None:
         raise TaskkitError(f"{path}: empty file (expected a header row)")
-    return rows
 
 
-def _check_header(path: Path, line: int, header: list[str]) -> None:
+def _check_header(path: Path | str, line: int, header: list[str]) -> None:
     seen: set[str] = set()
     for name in header:
         if name and name in seen:
@@ -147,9 +148,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     fmt = file_format(path)
     stream = _open_text(path)
     if fmt == "jsonl":
-        rows: Any = _jsonl_rows(path, stream)
+        rows: Any = jsonl_rows(path, stream)
     else:
-        rows = _table_rows(path, stream, "," if fmt == "csv" else "\t")
+        rows = table_rows(path, stream, "," if fmt == "csv" else "\t")
     records = []
     for number, row in rows:
         row["_where"] = f"{path}:{number}"

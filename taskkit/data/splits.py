@@ -2,7 +2,8 @@
 
 ``--data`` is a folder holding ``train``, ``dev`` (or ``validation``) and ``test`` files, one
 file (all training data), or ``hf:NAME[:CONFIG]`` for the datasets library (online users).
-A missing dev split is carved from train, stratified and seeded.
+A missing dev split is carved from train, stratified and seeded. With ``--shots N`` a sequence
+task's train is N per class and there is no dev set unless ``--dev-shots M`` samples one.
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ def _hf_splits(spec: str, task: Task, config: RunConfig) -> dict[str, list[Examp
     return out
 
 
+def _dev_shots(full: list[Example], used: list[int], dev: list[Example], shots: int, seed: int) -> list[Example]:
+    """``--dev-shots M``: M per class from the dev split, else from the train examples not sampled."""
+    if dev:
+        return sample_per_class(dev, shots, seed, allow_fewer=True)[0]
+    taken = set(used)
+    rest = [e for i, e in enumerate(full) if i not in taken]
+    return sample_per_class(rest, shots, seed, allow_fewer=True)[0] if rest else []
+
+
 def load_splits(task: Task, data: str | Path, config: RunConfig) -> Splits:
     """Read ``data`` with ``task``'s reader into splits."""
     spec = str(data)
@@ -129,11 +139,25 @@ def load_splits(task: Task, data: str | Path, config: RunConfig) -> Splits:
             parts["train"] = task.read(path, config)
     train, dev, test = parts.get("train", []), parts.get("dev", []), parts.get("test", [])
     carved, indices = False, None
+    if config.dev_shots is not None and shots is None:
+        raise TaskkitError("--dev-shots samples a dev set for a --shots run; give --shots N as well")
     if shots is not None and train:
         # few-shot is honest only if dev is as small as train: never carve it from the full data
-        train, indices = sample_per_class(train, shots, config.seed, allow)
-        if dev:
-            dev, _ = sample_per_class(dev, shots, config.seed, allow_fewer=True)
+        if task.level == "token":  # K mentions of every entity type (Few-NERD's greedy sampler)
+            from taskkit.data.kshot import sample_mentions
+
+            full = train
+            train, indices = sample_mentions(full, shots, config.seed, allow, where=f"{spec} (train)")
+            if config.dev_shots:  # as for sequence tasks: a dev set only when asked for, K-shot sampled too
+                taken = set(indices)
+                rest = dev or [e for i, e in enumerate(full) if i not in taken]
+                dev = sample_mentions(rest, config.dev_shots, config.seed, allow_fewer=True, where=f"{spec} (dev)")[0]
+            else:
+                dev = []
+        else:  # N per class in all, as the few-shot references see: no dev set unless --dev-shots M
+            full = train
+            train, indices = sample_per_class(full, shots, config.seed, allow)
+            dev = _dev_shots(full, indices, dev, config.dev_shots, config.seed) if config.dev_shots else []
     elif train and not dev and config.dev_fraction > 0:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
         carved = True

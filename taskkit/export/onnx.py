@@ -22,14 +22,14 @@ FORMAT = "onnx.v1"
 ONE_MODULE_FORMATS = ("torch.v1", "adapter.v1", "embedding-head.v1")
 
 
-def exportable(predictor: Predictor, where: Path) -> TorchPredictor:
+def exportable(predictor: Predictor, where: str) -> TorchPredictor:
     """The torch predictor to trace (a peft model merged in memory), or one line saying why not."""
     from taskkit.kernel.predictor import AdapterPredictor, TorchPredictor
 
     kind = type(predictor).__name__
-    # formats whose predictions are one transformer with a task head (a peft adapter is merged below)
-    plain = isinstance(predictor, TorchPredictor) and predictor.format in ONE_MODULE_FORMATS
-    if not plain:  # zero-shot scorers, predictors that compute outside one module
+    # formats whose predictions are one transformer with a task head (a peft adapter is merged below);
+    # not: zero-shot scorers, predictors that compute outside one module
+    if not (isinstance(predictor, TorchPredictor) and predictor.format in ONE_MODULE_FORMATS):
         raise TaskkitError(f"{where}: a {predictor.task.name!r} model of mode {predictor.mode!r} "
                            f"({kind}) cannot be exported to ONNX: only models that run one transformer with a "
                            f"task head (full, peft, few-shot heads) can"
@@ -68,7 +68,7 @@ def sample_inputs(predictor: TorchPredictor) -> tuple[list[str], dict[str, list[
     examples = [predictor.task.as_example(x) for x in (["a sample text", "a second text"]
                                                          if predictor.task.level == "sequence" else [["a premise", "a hypothesis"]])]
     feature = predictor.features(examples)[0]
-    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feature]
+    names: list[str] = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feature]
     others = [k for k in feature if k not in names and k != "labels" and not k.startswith("_")]
     if others:
         raise TaskkitError(f"task {predictor.task.name!r} feeds its head {others}: not exportable to ONNX yet")

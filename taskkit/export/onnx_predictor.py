@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from taskkit.calibration import SavedCalibration, calibrated
 from taskkit.contracts import LabelSpace, Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
 
@@ -23,6 +24,7 @@ FORMAT = "onnx.v1"
 
 class OnnxPredictor(Predictor):
     threshold = SavedThreshold()  # type: ignore[assignment]
+    calibration = SavedCalibration()  # the exported model's, applied as the torch predictor does
 
     def __init__(self, path: Path, task: Task, labels: LabelSpace, mode: str, settings: dict[str, Any]) -> None:
         import onnxruntime
@@ -91,7 +93,7 @@ class OnnxPredictor(Predictor):
     def predict_proba(self, inputs: Sequence[Any]) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.task.probabilities(self.predict_logits(inputs), self.labels)
+        return calibrated(self, self.predict_logits(inputs))
 
     def save(self, path: str | Path) -> Path:
         import shutil

@@ -67,7 +67,7 @@ def grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random,
     order = list(range(len(lengths)))
     rng.shuffle(order)
     mega = batch_size * group
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), mega):
         chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))

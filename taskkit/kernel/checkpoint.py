@@ -59,8 +59,9 @@ def complete(folder: str | Path | None) -> list[Path]:
     """The complete checkpoints in ``folder``, oldest first."""
     if folder is None or not Path(folder).is_dir():
         return []
-    found = [p for p in Path(folder).iterdir() if NAME.fullmatch(p.name) and (p / META).is_file()]
-    return sorted(found, key=lambda p: int(NAME.fullmatch(p.name).group(1)))  # type: ignore[union-attr]
+    numbered = [(int(m.group(1)), p) for p in Path(folder).iterdir()
+                if (m := NAME.fullmatch(p.name)) and (p / META).is_file()]
+    return [p for _, p in sorted(numbered)]
 
 
 def latest(folder: str | Path | None) -> Path | None:

@@ -26,6 +26,7 @@ def fit_task_model(
     prepare: Callable[[TaskModel], None] = lambda model: None,
     loss: Callable[[Any, Any], Any] | None = None,
     targets: Callable[[Example, LabelSpace], Any] | None = None,
+    labels: LabelSpace | None = None,
 ) -> tuple[TorchPredictor, TrainResult]:
     """Build body + head from ``config.model`` (or continue ``config.init_from``), let the mode
     ``prepare`` it (freeze layers, add adapters), and train it on the kernel's loop.
@@ -35,9 +36,11 @@ def fit_task_model(
     labels)`` turns a training example's gold into what that loss expects (a soft distribution,
     a weight...): its value becomes the ``labels`` of each feature (window) of the example. The
     predictor, its evaluation on dev and early stopping are the same as for the task's own loss.
+    ``labels``: the label space to train (default: the training examples', ``task.label_space``),
+    e.g. a teacher's labels, some of which its soft targets may never make the top label.
     Returns the predictor (``mode`` is its recorded mode) and the loop's :class:`TrainResult`.
     """
-    labels = task.label_space(splits.train)
+    labels = labels if labels is not None else task.label_space(splits.train)
     seed_everything(config.seed)  # the head's initial weights are part of a reproducible run
     settings: dict[str, Any] = {
         "base_model": config.model, "max_length": config.max_length, "eval_batch_size": config.eval_batch_size,
@@ -90,3 +93,20 @@ def fit_task_model(
         trainable_share=round(trainable / total, 6), history=result.history, threshold=predictor.threshold,
     )
     return predictor, result
+
+
+def resized(predictor: TorchPredictor, config: RunConfig, sized: RunConfig) -> TorchPredictor:
+    """Record (and say on stderr) the batch size and epochs small data was trained with, when
+    :meth:`RunConfig.for_data` changed them."""
+    if sized is not config and predictor.training is not None:
+        import typer
+
+        predictor.training.extra["small_data"] = {"batch_size": sized.batch_size, "epochs": sized.epochs,
+                                                  "min_steps": config.min_steps}
+        from taskkit.distributed import is_main_process
+
+        if is_main_process():  # once for a run on several processes
+            typer.echo(f"small data: batch size {sized.batch_size}, {sized.epochs} epochs, so that training makes "
+                       f"at least {config.min_steps} optimiser steps (--min-steps; --epochs or --batch-size keep "
+                       "yours)", err=True)
+    return predictor

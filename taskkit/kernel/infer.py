@@ -31,7 +31,7 @@ def predict_logits(
     precision = resolve_precision(precision)
     device = device or default_device()
     keys = [k for k in features[0] if k != "labels" and not k.startswith("_")] if features else []
-    results: list[np.ndarray | None] = [None] * len(features)
+    results: dict[int, np.ndarray] = {}
     if isinstance(model, torch.nn.Module):
         model.eval()
     lengths = [len(f["input_ids"]) for f in features]
@@ -42,7 +42,7 @@ def predict_logits(
             logits = logits_of(model(**batch)).float().cpu().numpy()
             for row, i in zip(logits, batch_ids):
                 results[i] = row[: lengths[i]] if row.ndim == 2 else row
-    return results  # type: ignore[return-value]
+    return [results[i] for i in range(len(features))]
 
 
 def stack(rows: list[np.ndarray]) -> np.ndarray:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    #: A :class:`TaskModel`'s body: a transformers encoder, or one wrapped by peft (``adapter.v1``).
+    Encoder = PreTrainedModel | PeftModel
 
 BODY_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -18,7 +25,7 @@ class TaskModel(nn.Module):
     Every batch key the body does not take (marker positions, word ids) reaches the head.
     """
 
-    def __init__(self, body: nn.Module, head: nn.Module) -> None:
+    def __init__(self, body: Encoder, head: nn.Module) -> None:
         super().__init__()
         self.body = body
         self.head = head
@@ -27,6 +34,12 @@ class TaskModel(nn.Module):
         inputs = {k: batch[k] for k in BODY_INPUTS if k in batch}
         hidden = self.body(**inputs).last_hidden_state
         return self.head(hidden, batch)
+
+
+def vocabulary_size(body: Encoder) -> int:
+    """Rows of the body's input-embedding matrix: every token id must be below it."""
+    # transformers types get_input_embeddings() as a Module; an encoder's is an nn.Embedding
+    return cast(nn.Embedding, body.get_input_embeddings()).num_embeddings
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from taskkit.artifacts import write_atomically
+from taskkit.calibration import SavedCalibration, calibrated
 from taskkit.contracts import LabelSpace, Predictor, SavedThreshold, Task
 from taskkit.errors import TaskkitError
 from taskkit.folder_checks import (
@@ -27,7 +28,7 @@ from taskkit.folder_checks import (
 from taskkit.kernel.device import default_device
 from taskkit.kernel.heads import EmbeddingHead
 from taskkit.kernel.infer import predict_logits, stack
-from taskkit.kernel.model import TaskModel
+from taskkit.kernel.model import TaskModel, vocabulary_size
 
 WEIGHTS = "model.safetensors"
 ADAPTER, HEAD = "adapter", "head.safetensors"
@@ -38,6 +39,7 @@ class TorchPredictor(Predictor):
     """A :class:`TaskModel` with its tokenizer; saved as safetensors + tokenizer + config."""
 
     format = "torch.v1"
+    mode: str
 
     def __init__(self, model: TaskModel, tokenizer: Any, task: Task, labels: LabelSpace, mode: str,
                  settings: dict[str, Any]) -> None:
@@ -49,6 +51,8 @@ class TorchPredictor(Predictor):
         self.model.to(self.device)
 
     threshold = SavedThreshold()  # type: ignore[assignment]
+    calibration = SavedCalibration()
+    calibratable = True  # (the core calibrates only tasks whose probabilities are softmax / sigmoid)
 
     def features(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
         examples = [self.task.as_example(x) for x in inputs]
@@ -79,7 +83,14 @@ class TorchPredictor(Predictor):
         rows = self.predict_logits(inputs, precision)
         if self.task.ragged:  # one array per input (a row per word): nothing to stack
             return self.task.probabilities(rows, self.labels)  # type: ignore[arg-type]
-        return self.task.probabilities(stack(rows), self.labels)
+        if self.calibration is None:
+            return self.task.probabilities(stack(rows), self.labels)
+        return calibrated(self, stack(rows))
+
+    def logits(self, inputs: Sequence[Any]) -> np.ndarray:
+        if not len(inputs):
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return stack(self.predict_logits(inputs))
 
     def metadata(self) -> dict[str, Any]:
         return {"format": self.format, "task": self.task.name, "mode": self.mode, "labels": list(self.labels.names),
@@ -122,7 +133,7 @@ class TorchPredictor(Predictor):
             check_weights(path / WEIGHTS, model, task.name, labels.names)
             load_model(model, str(path / WEIGHTS))
             tokenizer = load_tokenizer(str(path))
-        check_tokenizer(path, tokenizer, model.body.get_input_embeddings().num_embeddings)
+        check_tokenizer(path, tokenizer, vocabulary_size(model.body))
         model.eval()
         return cls(model, tokenizer, task, labels, metadata["mode"], settings)
 
@@ -152,7 +163,7 @@ class AdapterPredictor(TorchPredictor):
         from safetensors.torch import save_file
 
         def write(folder: Path) -> None:
-            self.model.body.save_pretrained(folder / ADAPTER)
+            self.model.body.save_pretrained(str(folder / ADAPTER))
             save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(folder / HEAD),
                       metadata=weights_metadata(self.task.name, self.labels.names))
             self.tokenizer.save_pretrained(folder)
@@ -161,7 +172,11 @@ class AdapterPredictor(TorchPredictor):
 
     def merged(self) -> TorchPredictor:
         """The same model with the adapter folded into the base weights: a plain deployable model."""
-        model = TaskModel(self.model.body.merge_and_unload(), self.model.head)
+        from peft import PeftModel
+
+        body = self.model.body
+        assert isinstance(body, PeftModel)  # an adapter.v1 model's body is peft's (as loaded or trained)
+        model = TaskModel(body.merge_and_unload(), self.model.head)
         return TorchPredictor(model, self.tokenizer, self.task, self.labels, self.mode, {**self.settings, "merged": True})
 
     @classmethod
@@ -189,7 +204,7 @@ class AdapterPredictor(TorchPredictor):
             raise TaskkitError(f"{path}: its base model {base!r} cannot be found ({exc})") from None
         labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
         tokenizer = load_tokenizer(str(path))
-        if len(tokenizer) != body.get_input_embeddings().num_embeddings:
+        if len(tokenizer) != vocabulary_size(body):
             body.resize_token_embeddings(len(tokenizer))
         head = cls.build_head(task, body.config.hidden_size, labels, settings)
         head_file = inside(path, HEAD, "head")

@@ -28,6 +28,8 @@ def load_for_training(path: str | Path, task: Task, mode: str, new: LabelSpace) 
 
     The saved label order is kept (new labels are appended), so old predictions stay comparable.
     """
+    from peft import PeftModel
+
     from taskkit.artifacts import load
     from taskkit.kernel.model import grow_output
     from taskkit.kernel.predictor import TorchPredictor
@@ -43,7 +45,7 @@ def load_for_training(path: str | Path, task: Task, mode: str, new: LabelSpace) 
     labels = LabelSpace(old.labels.names + added, old.labels.multi_label)
     if added:
         grow_output(old.model.head, len(old.labels), len(labels))
-    if mode != "peft" and hasattr(old.model.body, "merge_and_unload"):
+    if mode != "peft" and isinstance(old.model.body, PeftModel):
         old.model.body = old.model.body.merge_and_unload()  # other modes train plain weights
     old.model.train()
     for param in old.model.parameters():

@@ -1,8 +1,16 @@
 """The training loop every torch-based mode shares.
 
-Accelerate places the model and runs mixed precision and gradient accumulation; the loop adds
-what the Trainer does not give for free: length-grouped batches (little padding), dev
-evaluation each epoch with early stopping on a task metric, and restore of the best weights.
+Accelerate places the model and runs mixed precision, gradient accumulation and several
+processes (DDP, under ``accelerate launch`` or ``torchrun``); the loop adds what the Trainer does
+not give for free: length-grouped batches (little padding), dev evaluation each epoch with early
+stopping on a task metric, and restore of the best weights.
+
+On N processes ``config.batch_size`` is each process's part of a step: the default batches are
+drawn N times as large and cut into N parts, and each process's loss is weighted by its part's
+share of the step's labels, so that the averaged gradient is the gradient of the mean loss over
+the whole step - the step one process takes with N times the batch size. A mode's own batches
+(``batches``) are dealt whole, N to a step. Every process evaluates the whole dev set and the
+main process's scores decide best weights and early stopping everywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from taskkit.errors import Interrupted
+from taskkit.distributed import check_distributed, deal, weighted_loss
+from taskkit.errors import Interrupted, TaskkitError
 from taskkit.kernel.batching import collate, grouped_batches
 from taskkit.kernel.checkpoint import Checkpointer
 from taskkit.kernel.device import resolve_precision
@@ -97,6 +106,8 @@ def train(
       and every ``eval_every`` steps; ``config.patience`` then counts evaluations.
 
     Without a step budget ``evaluate`` runs after each epoch and ``patience`` counts epochs.
+    On N processes a step is N of a mode's ``batches`` (a step budget of ``steps`` batches is
+    ``steps / N`` optimiser steps), and ``eval_every`` counts those steps.
     """
     if loss is None:
         if loss_fn is None:
@@ -105,7 +116,7 @@ def train(
 
         def loss(output: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return plain(output.float(), batch["labels"])
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
     from rich.progress import (
         BarColumn,
@@ -124,23 +135,28 @@ def train(
         mixed_precision="bf16" if precision == "bf16" else "no",
         gradient_accumulation_steps=config.grad_accum,
         cpu=not torch.cuda.is_available(),
+        # a body's pooler (and any layer a loss leaves out) gets no gradient: DDP must not wait for it
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    check_distributed(accelerator)
     seed_everything(config.seed)
     rng = random.Random(config.seed)
     lengths = [len(f["input_ids"]) for f in train_features]
+    n = accelerator.num_processes
+    split = batches is None  # the default batches are cut into parts; a mode's own are dealt whole
     if batches is None:
         def batches(rng: random.Random) -> list[list[int]]:
-            return grouped_batches(lengths, config.batch_size, rng)
+            return grouped_batches(lengths, config.batch_size * n, rng)
     epochs = 1 if steps is not None else config.epochs
     if steps is not None:
-        total = math.ceil(math.ceil(steps / accelerator.num_processes) / config.grad_accum)
+        total = math.ceil(math.ceil(steps / n) / config.grad_accum)
     else:
-        n_batches = math.ceil(len(train_features) / config.batch_size)
-        per_process = math.ceil(n_batches / accelerator.num_processes)
-        total = math.ceil(per_process / config.grad_accum) * epochs
+        total = math.ceil(math.ceil(len(train_features) / (config.batch_size * n)) / config.grad_accum) * epochs
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # the scheduler is stepped here, once per optimiser step: prepared, Accelerate would step it
+    # N times per step on N processes (it assumes a schedule counted in one process's batches)
+    model, optimizer = accelerator.prepare(model, optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     result = TrainResult()
@@ -148,6 +164,9 @@ def train(
     checkpoints = Checkpointer(config, train_features) if steps is None and config.checkpoint_dir and (
         config.checkpoint_every or config.resume) else None
     if checkpoints is not None and config.resume:
+        if n > 1:
+            raise TaskkitError("--resume: continuing a run on several processes is not supported yet (a "
+                               "checkpoint holds the main process's state only)")
         loop = _restore(checkpoints.load(), accelerator, model, optimizer, scheduler, result, rng)
 
     def judge(at: int) -> tuple[dict[str, Any], float]:
@@ -155,6 +174,10 @@ def train(
         assert evaluate is not None
         unwrapped = accelerator.unwrap_model(model)
         scores = evaluate(unwrapped)
+        if n > 1:  # the main process's scores decide, so every process keeps and stops alike
+            from accelerate.utils import broadcast_object_list
+
+            scores = broadcast_object_list([scores], from_process=0)[0]
         score = float(scores[metric])
         best = result.best_score
         if best is None or (score < best if lower_is_better else score > best):
@@ -176,29 +199,34 @@ def train(
             for epoch in range(loop.epoch, epochs + 1):
                 model.train()
                 loop.epoch_rng = rng.getstate()  # a resumed run rebuilds this epoch's batches from it
-                drawn = batches(rng)
-                drawn = drawn[accelerator.process_index :: accelerator.num_processes]
+                drawn = deal(batches(rng), n, split)
                 label = f"steps {len(drawn)}" if steps is not None else f"epoch {epoch}/{epochs}"
                 bar = progress.add_task(label, total=len(drawn), status="")
                 started = time.perf_counter()
-                for step, batch_ids in enumerate(drawn, start=1):
+                for step, parts in enumerate(drawn, start=1):
                     if step <= loop.done:  # done before the checkpoint this run resumed from
                         continue
-                    batch = collate([train_features[i] for i in batch_ids], pad_id)
+                    mine = parts[accelerator.process_index]
+                    # a process without a part of the last step runs another's with weight 0
+                    batch = collate([train_features[i] for i in mine or next(p for p in parts if p)], pad_id)
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                     inputs = {k: v for k, v in batch.items() if k != "labels"}
                     with accelerator.accumulate(model):
-                        value = loss(model(**inputs), batch)
-                        accelerator.backward(value)
+                        output = model(**inputs)
+                        value = backward = loss(output, batch)
+                        if n > 1:  # the whole step's mean loss (reported) and this process's share
+                            value, backward = weighted_loss(value, output, batch, bool(mine), accelerator)
+                        accelerator.backward(backward)
                         if accelerator.sync_gradients and config.max_grad_norm:
                             accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
                         optimizer.step()
-                        scheduler.step()
+                        if accelerator.sync_gradients:
+                            scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
                     loop.total_loss += value.item()
                     loop.done = step
                     result.steps_run += 1
-                    result.examples_seen += len(batch_ids)
+                    result.examples_seen += sum(len(p) for p in parts)
                     if accelerator.sync_gradients:
                         loop.optimizer_steps += 1
                         if checkpoints is not None and checkpoints.due("step", loop.optimizer_steps):
@@ -301,8 +329,6 @@ def _save(checkpoints: Checkpointer, loop: _Loop, epoch: int, accelerator: Any, 
 def _restore(saved: dict[str, Any], accelerator: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any,
              result: TrainResult, rng: random.Random) -> _Loop:
     """Put model, optimiser, scheduler, random states and the loop back where the checkpoint was."""
-    from taskkit.errors import TaskkitError
-
     unwrapped = accelerator.unwrap_model(model)
     current = changing_tensors(unwrapped)
     if set(current) != set(saved["tensors"]):

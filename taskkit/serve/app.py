@@ -79,9 +79,10 @@ def create_app(models: dict[str, Path], *, max_batch: int = 64, max_wait_ms: flo
         for model in served.values():
             try:
                 await asyncio.to_thread(load_model, model)
-                batcher = batchers[model.name]
-                probe = model.predictor.task.as_example(WARM_UP.get(model.predictor.task.level, WARM_UP["sequence"]))
-                await batcher.run_now(model.predictor, [probe])
+                predictor = model.predictor
+                assert predictor is not None  # load_model sets it or raises
+                probe = predictor.task.as_example(WARM_UP.get(predictor.task.level, WARM_UP["sequence"]))
+                await batchers[model.name].run_now(predictor, [probe])
             except Exception as exc:  # noqa: BLE001 - one line, then the server stops
                 message = str(exc) if isinstance(exc, TaskkitError) else \
                     f"model {model.name!r} ({model.path}) failed to load: {type(exc).__name__}: {exc}"
@@ -93,14 +94,17 @@ def create_app(models: dict[str, Path], *, max_batch: int = 64, max_wait_ms: flo
         if on_ready is not None:
             on_ready()
 
+    def start_batcher(name: str) -> MicroBatcher:
+        batcher = MicroBatcher(name, max_batch, max_wait_ms / 1000,
+                               lambda size, queued: metrics.observe_batch(name, size, queued))
+        batcher.start()
+        metrics.queue_depth.labels(name).set_function(lambda: batcher.queued)
+        return batcher
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         for name in served:
-            batcher = MicroBatcher(name, max_batch, max_wait_ms / 1000,
-                                   lambda size, queued, name=name: metrics.observe_batch(name, size, queued))
-            batcher.start()
-            batchers[name] = batcher
-            metrics.queue_depth.labels(name).set_function(lambda b=batcher: b.queued)
+            batchers[name] = start_batcher(name)
         loading = asyncio.create_task(load_all())
         try:
             yield

@@ -39,19 +39,19 @@ def model_names(paths: Sequence[str | Path]) -> dict[str, Path]:
 
 
 def load_model(model: ServedModel) -> None:
-    """Load the predictor and describe it; a failure is one line naming the model."""
+    """Load the predictor (``model.predictor``) and describe it; a failure is one line naming the model."""
     from taskkit import api
     from taskkit.artifacts import read_metadata
 
     try:
         meta = read_metadata(model.path)
-        model.predictor = api.load(model.path)
+        predictor = api.load(model.path)
     except TaskkitError as exc:
         raise TaskkitError(f"model {model.name!r} ({model.path}) failed to load: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a broken folder or plugin stops start-up in one line
         first = (str(exc).strip().splitlines() or [""])[0]
         raise TaskkitError(f"model {model.name!r} ({model.path}) failed to load: {type(exc).__name__}: {first}") from None
-    predictor = model.predictor
+    model.predictor = predictor
     model.info = {"name": model.name, "task": predictor.task.name, "labels": list(predictor.labels.names),
                   "multi_label": predictor.labels.multi_label, "format": meta.get("format"),
                   "mode": meta.get("mode"), "metrics": headline_metrics(Path(meta["_path"]), model.path),
@@ -79,22 +79,11 @@ def is_zero_shot(predictor: Predictor) -> bool:
     return isinstance(predictor, ZeroShotPredictor)
 
 
-def with_labels(predictor: Predictor, labels: Any) -> Predictor:
-    """A zero-shot predictor scoring ``labels`` (a list of names or {label: description}) with the
-    loaded model's backends (nothing is loaded again); its self-trained head, if any, is for the
-    saved labels and is left out."""
-    from taskkit.label_sets import parse_labels
-    from taskkit.zero_shot_predictor import ZeroShotPredictor, fills_hypotheses
+def with_labels(predictor: Predictor, labels: list[str] | dict[str, str | None]) -> Predictor:
+    """The served zero-shot predictor for a request's own ``labels`` (names or {label: description}),
+    sharing its loaded models (:meth:`ZeroShotPredictor.with_labels`); other models refuse."""
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
 
     if not isinstance(predictor, ZeroShotPredictor):
         raise TaskkitError("per-request 'labels' are for zero-shot models; this model has fixed labels")
-    task = predictor.task
-    parsed = {k: v or task.label_descriptions.get(k) for k, v in parse_labels(labels).items()}
-    negative = task.negative_label
-    if fills_hypotheses(task) and negative and negative not in parsed:
-        parsed[negative] = None  # relation: Other takes "no verbalisation entailed"
-    settings = {**predictor.settings, "self_trained": False}
-    fresh = ZeroShotPredictor(task, parsed, settings)
-    # the backends' models were loaded (and warmed up) by the served predictor: share them
-    fresh._scorer, fresh._encoder = predictor._scorer, predictor._encoder
-    return fresh
+    return predictor.with_labels(labels)

@@ -23,6 +23,8 @@ from taskkit.kernel.model import mean_pool
 from taskkit.kernel.train import TrainResult
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from taskkit.contracts import LabelSpace, RunConfig, Task
 
 
@@ -44,7 +46,7 @@ def multi_hot(examples: list[dict[str, Any]], labels: LabelSpace) -> np.ndarray:
 class Pooler(nn.Module):
     """Body -> mean-pooled, L2-normalised sentence embedding (the sentence-transformers recipe)."""
 
-    def __init__(self, body: nn.Module) -> None:
+    def __init__(self, body: PreTrainedModel) -> None:
         super().__init__()
         self.body = body
 
@@ -56,7 +58,7 @@ class Pooler(nn.Module):
         return nn.functional.normalize(mean_pool(hidden, attention_mask).float(), dim=-1)
 
 
-def embed(body: nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int, precision: str = "auto",
+def embed(body: PreTrainedModel, tokenizer: Any, texts: Sequence[str], max_length: int, precision: str = "auto",
           batch_size: int = 128) -> np.ndarray:
     """Embeddings of ``texts`` (length-sorted batches, bf16 where the machine has it).
 
@@ -66,7 +68,7 @@ def embed(body: nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int
     logits, as the predictor does. Nothing is cut; a one-window text's row has norm 1.
     """
     if not texts:
-        return np.zeros((0, int(body.config.hidden_size)), dtype=np.float32)  # type: ignore[union-attr,arg-type]
+        return np.zeros((0, body.config.hidden_size), dtype=np.float32)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, stride=max_length // 4,
                         return_overflowing_tokens=True)
     owners = encoded.pop("overflow_to_sample_mapping", None) or list(range(len(texts)))
@@ -124,7 +126,7 @@ def class_balanced_batches(targets: np.ndarray, batch_size: int, steps: int, rng
 
 
 def contrastive_train(
-    body: nn.Module, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, config: RunConfig, *, steps: int,
+    body: PreTrainedModel, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, config: RunConfig, *, steps: int,
     lr: float, dev: tuple[Sequence[str], np.ndarray] | None = None, eval_every: int = 10,
     freeze_embeddings: bool = True,
 ) -> TrainResult:
@@ -160,7 +162,7 @@ def contrastive_train(
 
     # the word-embedding matrix is half of a small model: a few examples cannot retrain the
     # vocabulary, and skipping its gradient and optimiser state nearly halves the step time
-    embeddings: nn.Module = body.get_input_embeddings()  # type: ignore[operator]
+    embeddings = body.get_input_embeddings()
     frozen = freeze_embeddings and any(p.requires_grad for p in embeddings.parameters())
     if frozen:
         embeddings.requires_grad_(False)

@@ -23,41 +23,47 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 import taskkit
-from taskkit.contracts import (
-    LabelSpace,
-    Mode,
-    ModeOptions,
-    Predictor,
-    RunConfig,
-    Splits,
-    Task,
-    TrainingRecord,
-)
+from taskkit.contracts import LabelSpace, Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.options import read
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from taskkit_plugins.few_shot.prior import Shares
+
 class FewShotOptions(ModeOptions):
     head: Literal["logistic", "torch"] = Field("logistic", description="logistic: scikit-learn on the embeddings "
                                                "(SetFit's default); torch: the task's head, trained end to end")
     engine: Literal["taskkit", "setfit"] = Field("taskkit", description="setfit: the setfit library's own Trainer")
-    steps: int = Field(0, ge=0, description="contrastive steps (0: chosen from the data size)")
-    contrastive_lr: float = Field(2e-5, gt=0, description="learning rate of the contrastive phase")
-    prior: bool = Field(True, description="label descriptions as anchors and as the head's starting point")
+    steps: int = Field(0, ge=0, description="contrastive steps (0: as many texts as setfit encodes at "
+                                            "`iterations`, at most `max_steps`)")
+    iterations: int = Field(20, ge=1, description="setfit's num_iterations: pairs per example (x2) the contrastive "
+                                                  "phase's length matches")
+    max_steps: int = Field(100, ge=1, description="cap on the contrastive steps (bounded wall time on many shots)")
+    contrastive_lr: float = Field(2e-5, gt=0, description="learning rate of the contrastive phase (setfit's paper)")
+    prior: bool = Field(True, description="use the label names at all (anchors, head share, zero-shot member)")
     prior_weight: float | None = Field(None, ge=0, description="hold the head near the zero-shot classifier with "
                                        "share W / (1 + W) (default: cross-validated)")
-    eval_every: int = Field(10, ge=1, description="contrastive steps between dev evaluations")
+    eval_every: int = Field(10, ge=1, description="contrastive steps between dev evaluations (with --dev-shots)")
     descriptions: dict[str, str] = Field({}, description="label -> description, overriding the task's (JSON)")
     zero_shot: Literal["none", "nli", "embedding", "both", "auto"] = Field(
         "auto", description="average with a zero-shot classifier of the same labels (auto: both for single-label "
                             "tasks of at most 10 labels)")
-    zero_shot_weight: float = Field(0.5, ge=0, le=1, description="the zero-shot classifier's share in that average")
+    zero_shot_weight: float | None = Field(None, ge=0, le=1, description="the zero-shot classifier's share in that "
+                                           "average (default: cross-validated on the shots, 0 to 1)")
+    cv_folds: int = Field(2, ge=0, description="folds of the shots, each trained contrastively, that choose the "
+                                               "names' shares when there is a zero-shot member (0: untrained body)")
 
 
-def default_steps(n_train: int, n_labels: int, batch_size: int) -> int:
-    """Enough steps for every text to be seen ~4 times (at least 20, at most 300): bounded wall time."""
-    return max(20, min(300, 4 * -(-n_train // batch_size), 2 * n_labels))
+def contrastive_steps(n_texts: int, batch_size: int, iterations: int, cap: int) -> int:
+    """As many text encodings as setfit's contrastive phase at ``num_iterations`` (2 x iterations
+    pairs per example, two texts a pair), in batches of ``batch_size``; at most ``cap``."""
+    return max(1, min(cap, -(-4 * iterations * n_texts // batch_size)))
+
+
+def structured(task: Task) -> bool:
+    """A token task (NER), or a pair task whose labels are verbalised per example (relation)."""
+    return task.level == "token" or (task.level == "pair" and task.fills_hypotheses_per_example)
 
 
 class FewShotMode(Mode):
@@ -65,63 +71,44 @@ class FewShotMode(Mode):
     name = "few-shot"
     description = "SetFit-style: contrastive sentence-embedding training, then a head, from few examples"
     defaults = {"lr": 1e-4, "epochs": 20, "batch_size": 32, "max_length": 64, "patience": 3}
+    refit_to_calibrate = False  # three more contrastive trainings would quadruple a run: dev only
 
     def supports(self, task: Task) -> bool:
-        return task.level == "sequence"
+        return task.level == "sequence" or structured(task)
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
+        if structured(task):  # NER and relation extraction: few_shot/tokens.py
+            from taskkit_plugins.few_shot.tokens import fit_structured
+
+            return fit_structured(task, splits, config, read(config, FewShotOptions).descriptions)
         import time
-
-        import numpy as np
-
-        from taskkit.kernel.train import seed_everything
-        from taskkit.models import load_body, load_tokenizer, resolve
-        from taskkit_plugins.few_shot.contrastive import (
-            contrastive_train,
-            embed,
-            label_prompts,
-            multi_hot,
-        )
 
         opts = read(config, FewShotOptions)
         labels = task.label_space(splits.train)
         task.check_known(splits.dev, labels, "dev")
         task.check_known(splits.test, labels, "test")
         started = time.perf_counter()
+        backend = opts.zero_shot
+        if backend == "auto":  # (the setfit engine is the reference: left as the library makes it)
+            small = not labels.multi_label and len(labels) <= 10 and opts.engine == "taskkit" and opts.prior
+            backend = "both" if small else "none"
+        zero = zero_member(task, labels, config, opts, backend) if backend != "none" else None
+        weight = opts.zero_shot_weight if opts.zero_shot_weight is not None else 0.5
         if opts.engine == "setfit":
             from taskkit_plugins.few_shot.setfit_engine import fit_with_setfit
 
             predictor, info = fit_with_setfit(task, splits, config, labels)
         else:
-            ref = resolve(config.model)
-            tokenizer, body = load_tokenizer(ref), load_body(ref)
-            seed_everything(config.seed)
-            prompts = label_prompts(task, labels, opts.descriptions) if opts.prior else []
-            texts = [e["text"] for e in splits.train] + prompts
-            targets = multi_hot(splits.train, labels)
-            if prompts:
-                targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)])
-            steps = opts.steps or default_steps(len(texts), len(labels), config.batch_size)
-            mix = prior_mix(task, splits, config, labels, body, tokenizer, prompts, opts)
-            dev = ([e["text"] for e in splits.dev] + prompts,
-                   np.concatenate([multi_hot(splits.dev, labels), targets[len(splits.train):]])) if splits.dev else None
-            phase1 = contrastive_train(body, tokenizer, texts, targets, config, steps=steps,
-                                       lr=opts.contrastive_lr, dev=dev, eval_every=opts.eval_every)
-            info = {"prior_mix": mix, "contrastive": {
-                "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step,
-                "stopped_early": phase1.stopped_early, "seconds": round(phase1.train_seconds, 2),
-                "history": phase1.history}}
-            prior = embed(body, tokenizer, prompts, config.max_length, config.precision) if prompts else None
-            if opts.head == "logistic":
-                predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts, mix)
-            else:
-                predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
-        backend = opts.zero_shot
-        if backend == "auto":  # (the setfit engine is the reference: left as the library makes it)
-            small = not labels.multi_label and len(labels) <= 10 and opts.engine == "taskkit"
-            backend = "both" if small else "none"
-        if backend != "none":
-            predictor = with_zero_shot(predictor, task, labels, config, opts, backend)
+            predictor, info = fit_taskkit(task, splits, config, labels, opts, zero)
+            weight = info.get("zero_shot_share", weight)
+        if zero is not None and weight > 0:
+            from taskkit.ensemble import EnsemblePredictor
+
+            predictor = EnsemblePredictor([predictor, zero], [1.0 - weight, weight], "few-shot",
+                                          {"threshold": predictor.threshold})
+        else:
+            backend = "none"
+        info["zero_shot_share"] = weight if backend != "none" else 0.0
         predictor.threshold = task.choose_threshold(predictor, splits.dev, labels, config)
         predictor.training = TrainingRecord(**info, head=opts.head, engine=opts.engine, prior=opts.prior,
                                             zero_shot=backend, train_examples=len(splits.train),
@@ -130,36 +117,111 @@ class FewShotMode(Mode):
         return predictor
 
 
-def with_zero_shot(trained: Predictor, task: Task, labels: LabelSpace, config: RunConfig, opts: FewShotOptions,
-                   backend: str) -> Predictor:
-    """``trained`` averaged with a zero-shot classifier of the same labels and descriptions."""
-    from taskkit.ensemble import EnsemblePredictor
+def fit_taskkit(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, opts: FewShotOptions,
+                zero: Predictor | None) -> tuple[Predictor, dict[str, Any]]:
+    """taskkit's engine: the names' shares cross-validated on the shots, the contrastive phase, the head."""
+    import numpy as np
+
+    from taskkit.kernel.train import seed_everything
+    from taskkit.models import load_body, load_tokenizer, resolve
+    from taskkit_plugins.few_shot.contrastive import contrastive_train, embed, label_prompts, multi_hot
+
+    ref = resolve(config.model)
+    tokenizer, body = load_tokenizer(ref), load_body(ref)
+    seed_everything(config.seed)
+    prompts = label_prompts(task, labels, opts.descriptions) if opts.prior else []
+    texts = [e["text"] for e in splits.train]
+    targets = multi_hot(splits.train, labels)
+    steps = opts.steps or contrastive_steps(len(texts), config.batch_size, opts.iterations, opts.max_steps)
+    shares = names_worth(splits, config, labels, body, tokenizer, prompts, opts, zero, steps)
+    # names worth nothing are not used at all: no anchors in training, no examples in the head
+    anchors = prompts if shares is None or shares.mix > 0 or shares.weight > 0 else []
+    dev = None
+    if splits.dev:  # only with --dev-shots: early stopping on the dev pair loss
+        dev = ([e["text"] for e in splits.dev] + anchors,
+               np.concatenate([multi_hot(splits.dev, labels), np.eye(len(labels), dtype=np.float32)[:len(anchors)]]))
+    train_targets = np.concatenate([targets, np.eye(len(labels), dtype=np.float32)[:len(anchors)]])
+    phase1 = contrastive_train(body, tokenizer, texts + anchors, train_targets, config, steps=steps,
+                               lr=opts.contrastive_lr, dev=dev, eval_every=opts.eval_every)
+    info: dict[str, Any] = {"contrastive": {
+        "steps": steps, "steps_run": phase1.steps_run, "best_step": phase1.best_step, "anchors": len(anchors),
+        "stopped_early": phase1.stopped_early, "seconds": round(phase1.train_seconds, 2), "history": phase1.history}}
+    mix = shares.mix if shares is not None else (
+        opts.prior_weight / (1.0 + opts.prior_weight) if opts.prior_weight is not None and prompts else None)
+    info["prior_mix"] = mix
+    if shares is not None:
+        info["shares"] = shares.as_dict()
+        info["zero_shot_share"] = shares.weight
+    prior = embed(body, tokenizer, anchors, config.max_length, config.precision) if anchors else None
+    if opts.head == "logistic":
+        predictor = logistic_head(task, splits, config, labels, body, tokenizer, prior, opts, mix)
+    else:
+        predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
+    return predictor, info
+
+
+def zero_member(task: Task, labels: LabelSpace, config: RunConfig, opts: FewShotOptions, backend: str) -> Predictor:
+    """A zero-shot classifier of the same labels and descriptions, to average the trained one with."""
     from taskkit.zero_shot_predictor import build
 
     descriptions = {name: opts.descriptions.get(name) for name in labels.names}
-    zero = build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
+    return build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
                                       multi_label=labels.multi_label, max_length=max(128, config.max_length),
                                       options={}))
-    weight = opts.zero_shot_weight
-    return EnsemblePredictor([trained, zero], [1.0 - weight, weight], "few-shot", {"threshold": trained.threshold})
 
 
-def prior_mix(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
-              prompts: list[str], opts: FewShotOptions) -> float | None:
-    """The zero-shot classifier's share in a single-label logistic head: the user's ``prior_weight``
-    w as w / (1 + w), else cross-validated on the still untrained body's embeddings."""
+def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
+                prompts: list[str], opts: FewShotOptions, zero: Predictor | None, steps: int) -> Shares | None:
+    """The zero-shot shares in the head and in the average, cross-validated on the shots
+    (:mod:`taskkit_plugins.few_shot.prior`); None for multi-label data or without names."""
+    import numpy as np
+
+    from taskkit_plugins.few_shot.contrastive import embed, multi_hot
+    from taskkit_plugins.few_shot.prior import FALLBACK, MIXES, WEIGHTS, Shares, choose_shares, untrained_folds
+
     if not prompts or labels.multi_label:
         return None
-    if opts.prior_weight is not None:
-        return opts.prior_weight / (1.0 + opts.prior_weight)
+    texts = [e["text"] for e in splits.train]
+    y = multi_hot(splits.train, labels).argmax(1)
+    mixes = MIXES if opts.prior_weight is None else (opts.prior_weight / (1.0 + opts.prior_weight),)
     if opts.head != "logistic":
-        return None
-    from taskkit_plugins.few_shot.contrastive import embed, multi_hot
-    from taskkit_plugins.few_shot.prior import choose_mix
-
-    x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
+        mixes = (0.0,)
+    weights = WEIGHTS if opts.zero_shot_weight is None else (opts.zero_shot_weight,)
+    p_zero = zero.predict_proba(texts) if zero is not None else None
+    x = embed(body, tokenizer, texts, config.max_length, config.precision)
     prior = embed(body, tokenizer, prompts, config.max_length, config.precision)
-    return choose_mix(x, multi_hot(splits.train, labels).argmax(1), prior, config.seed)
+    folds = untrained_folds(x, y, prior, p_zero, config.seed)
+    if not folds:
+        return Shares(mixes[0] if len(mixes) == 1 else FALLBACK, weights[0] if len(weights) == 1 else FALLBACK,
+                      "fallback: a class with a single example")
+    shares = choose_shares(folds, config.seed, mixes, weights, "cross-validation, untrained body")
+    if zero is None or opts.cv_folds < 2 or (shares.mix == 0 and shares.weight == 0):
+        return shares  # worthless names stay worthless after training; no member: the head share is enough
+    anchors_of = np.eye(len(labels), dtype=np.float32)
+    start = {k: v.detach().clone() for k, v in body.state_dict().items()}
+
+    def embed_fold(train: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from taskkit_plugins.few_shot.contrastive import contrastive_train
+
+        body.load_state_dict(start)
+        part = [texts[i] for i in train]
+        targets = np.concatenate([multi_hot([splits.train[i] for i in train], labels), anchors_of])
+        contrastive_train(body, tokenizer, part + prompts, targets, config,
+                          steps=max(1, round(steps * len(train) / len(texts))), lr=opts.contrastive_lr)
+        return (embed(body, tokenizer, part, config.max_length, config.precision),
+                embed(body, tokenizer, [texts[i] for i in held], config.max_length, config.precision),
+                embed(body, tokenizer, prompts, config.max_length, config.precision))
+
+    from taskkit_plugins.few_shot.prior import trained_folds
+
+    try:
+        trained = trained_folds(y, len(labels), p_zero, config.seed, embed_fold, opts.cv_folds)
+    finally:
+        body.load_state_dict(start)
+    if not trained:
+        return shares
+    return choose_shares(trained, config.seed, mixes, weights,
+                         f"cross-validation, {len(trained)} folds each trained contrastively")
 
 
 def settings_of(config: RunConfig, head: str) -> dict[str, Any]:
@@ -171,9 +233,9 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
                   prior: np.ndarray | None, opts: FewShotOptions, mix: float | None = None) -> Predictor:
     """SetFit's default head: logistic regression on normalised embeddings (one per label if multi-label).
 
-    With the prior, each label's description embedding joins the training data as an example of its
-    label (weight ``prior_weight``), and the result is averaged with the zero-shot cosine classifier
-    in logit space, so a handful of noisy examples cannot pull the decision far from the label names.
+    With a share ``mix`` of the label names (cross-validated), each label's description embedding
+    joins the training data as an example of its label (weight ``prior_weight``) and the result is
+    blended with the zero-shot cosine classifier in logit space; at share 0 the names are left out.
     """
     import numpy as np
     import torch
@@ -182,24 +244,25 @@ def logistic_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSp
     from taskkit.kernel.heads import EmbeddingHead
     from taskkit.kernel.model import TaskModel
     from taskkit_plugins.few_shot.contrastive import embed, multi_hot
-    from taskkit_plugins.few_shot.prior import blend, fit_logistic
+    from taskkit_plugins.few_shot.prior import blend, fit_logistic, head_weights
 
     x = embed(body, tokenizer, [e["text"] for e in splits.train], config.max_length, config.precision)
     y = multi_hot(splits.train, labels)
-    weights = np.ones(len(x))
-    if prior is not None:
-        x, y = np.concatenate([x, prior]), np.concatenate([y, np.eye(len(labels), dtype=np.float32)])
-        weights = np.concatenate([weights, np.full(len(prior), _prior_weight(opts))])
-    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
-    bias = np.zeros(len(labels), dtype=np.float32)
-    if labels.multi_label:  # one binary regression per label (SetFit's one-vs-rest)
+    if not labels.multi_label:  # as cross-validated: share 0 leaves the names out entirely
+        coef, bias = (head_weights(x, y.argmax(1), prior, mix or 0.0, config.seed, _prior_weight(opts))
+                      if prior is not None else fit_logistic(x, y.argmax(1), len(labels), config.seed))
+    else:  # one binary regression per label (SetFit's one-vs-rest), descriptions as examples
+        weights = np.ones(len(x))
+        if prior is not None:
+            x, y = np.concatenate([x, prior]), np.concatenate([y, np.eye(len(labels), dtype=np.float32)])
+            weights = np.concatenate([weights, np.full(len(prior), _prior_weight(opts))])
+        coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
+        bias = np.zeros(len(labels), dtype=np.float32)
         for j in range(len(labels)):
             clf = LogisticRegression(max_iter=1000, random_state=config.seed).fit(x, y[:, j], sample_weight=weights)
             coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
-    else:
-        coef, bias = fit_logistic(x, y.argmax(1), len(labels), config.seed, weights)
-    if prior is not None and mix is not None:  # the zero-shot classifier's share, in logit space
-        coef, bias = blend(coef, bias, x[: len(splits.train)], prior, mix)
+        if prior is not None and mix is not None:
+            coef, bias = blend(coef, bias, x[: len(splits.train)], prior, mix)
     head = EmbeddingHead(body.config.hidden_size, len(labels))
     with torch.no_grad():
         head.out.weight.copy_(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float32)))
@@ -242,7 +305,7 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
 
     def loss(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         value = base(logits, gold)
-        if start is not None and reg:
+        if start is not None and reg and out is not None:
             drift = (out.weight - start.to(out.weight.device)).pow(2).sum() / start.pow(2).sum()
             value = value + reg * drift
         return value

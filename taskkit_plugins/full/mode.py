@@ -20,12 +20,13 @@ class FullMode(Mode):
         return task.level in ("sequence", "token", "pair")
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
-        from taskkit.kernel.fit import fit_task_model
+        from taskkit.kernel.fit import fit_task_model, resized
         from taskkit.kernel.model import apply_freeze
 
-        predictor, _ = fit_task_model(task, splits, config, self.name,
+        sized = config.for_data(len(splits.train))  # small data: enough optimiser steps (--min-steps)
+        predictor, _ = fit_task_model(task, splits, sized, self.name,
                                       prepare=lambda model: apply_freeze(model, config.freeze))
-        return predictor
+        return resized(predictor, config, sized)
 
 
 @taskkit.hookimpl

@@ -6,13 +6,16 @@ The saved form of an adapted model (format ``adapter.v1``) is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from taskkit.errors import TaskkitError
 from taskkit.kernel.model import TaskModel, transformer_layers
 from taskkit.kernel.predictor import AdapterPredictor, TorchPredictor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 METHODS = ("lora", "ia3")
 
@@ -25,7 +28,7 @@ def block_linear_names(body: nn.Module) -> list[str]:
     return [f"{prefix}.{name}" for name, module in layers.named_modules() if isinstance(module, nn.Linear)]
 
 
-def peft_config(body: nn.Module, options: dict[str, Any]) -> Any:
+def peft_config(body: PreTrainedModel, options: dict[str, Any]) -> Any:
     from peft import IA3Config, LoraConfig
 
     method = str(options.get("method", "lora")).lower()
@@ -55,13 +58,15 @@ def peft_config(body: nn.Module, options: dict[str, Any]) -> Any:
 
 def add_adapter(model: TaskModel, options: dict[str, Any]) -> None:
     """Wrap the body with a fresh adapter (or reopen the one a continued model has); the head trains fully."""
-    from peft import get_peft_model
+    from peft import PeftModel, get_peft_model
 
-    if hasattr(model.body, "peft_config"):  # continued training of a peft model: train its adapter again
+    if isinstance(model.body, PeftModel):  # continued training of a peft model: train its adapter again
         for name, param in model.body.named_parameters():
             param.requires_grad_(any(tag in name for tag in ("lora_", "ia3_")))
         return
-    model.body = get_peft_model(model.body, peft_config(model.body, options))
+    adapted = get_peft_model(model.body, peft_config(model.body, options))
+    assert isinstance(adapted, PeftModel)  # a PeftMixedModel only when asked for (mixed=True)
+    model.body = adapted
 
 
 def as_adapter_predictor(predictor: TorchPredictor) -> AdapterPredictor:

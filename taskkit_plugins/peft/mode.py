@@ -16,15 +16,7 @@ import typer
 from pydantic import Field
 
 import taskkit
-from taskkit.contracts import (
-    Mode,
-    ModeOptions,
-    Predictor,
-    RunConfig,
-    Splits,
-    Task,
-    TrainingRecord,
-)
+from taskkit.contracts import Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.options import read
 
 
@@ -52,19 +44,24 @@ class PeftMode(Mode):
         return task.level in ("sequence", "token", "pair")
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
-        from taskkit.kernel.fit import fit_task_model
+        from taskkit.kernel.fit import fit_task_model, resized
         from taskkit_plugins.peft.adapters import add_adapter, as_adapter_predictor
 
         opts = read(config, PeftOptions)
         adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(ModeOptions.model_fields) - {"merge"})
-        predictor, _ = fit_task_model(task, splits, config, self.name,
+        sized = config.for_data(len(splits.train))  # small data: enough optimiser steps (--min-steps)
+        predictor, _ = fit_task_model(task, splits, sized, self.name,
                                       prepare=lambda model: add_adapter(model, adapter))
+        resized(predictor, config, sized)
         adapted = as_adapter_predictor(predictor)
         adapted.settings["peft"] = adapter
         training = adapted.training or TrainingRecord()
-        typer.echo(f"trainable parameters: {training.trainable_parameters or 0:,} of "
-                   f"{training.total_parameters or 0:,} ({100 * (training.trainable_share or 0):.2f}%)",
-                   err=True)
+        from taskkit.distributed import is_main_process
+
+        if is_main_process():  # once for a run on several processes
+            typer.echo(f"trainable parameters: {training.trainable_parameters or 0:,} of "
+                       f"{training.total_parameters or 0:,} ({100 * (training.trainable_share or 0):.2f}%)",
+                       err=True)
         if opts.merge:
             merged = adapted.merged()
             merged.training = adapted.training

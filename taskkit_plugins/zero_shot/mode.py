@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -22,7 +23,8 @@ import taskkit
 from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
 from taskkit.errors import TaskkitError
 from taskkit.options import read
-from taskkit.zero_shot_predictor import ZeroShotOptions
+from taskkit.zero_shot_adapt import adapt_relation, choose_abstain
+from taskkit.zero_shot_predictor import ZeroShotOptions, ZeroShotPredictor
 
 
 class ZeroShotMode(Mode):
@@ -59,13 +61,41 @@ class ZeroShotMode(Mode):
         predictor.training = TrainingRecord(
             backend=predictor.settings["backend"], nli_model=predictor.settings["nli_model"],
             encoder=predictor.settings["encoder"], hypotheses=dict(zip(predictor.labels.names, predictor.hypotheses)))
-        if opts.self_train and not config.multi_label and not predictor.per_example:
-            pool = [e["text"] for e in (splits.train or splits.dev or splits.test)]
-            if len(pool) > opts.self_train_texts:
-                pool = random.Random(config.seed).sample(pool, opts.self_train_texts)
-            if pool:
-                predictor.training.self_training = predictor.self_train(pool, opts.keep, config.seed)
+        # unlabelled texts: the train split with its labels unused, else the texts being scored
+        pool = list(splits.train or splits.dev or splits.test)
+        if len(pool) > opts.self_train_texts:
+            pool = random.Random(config.seed).sample(pool, opts.self_train_texts)
+        if predictor.per_example:
+            predictor.training.extra["adaptation"] = adapt_relation(predictor, pool, opts.correction)
+        elif not config.multi_label:
+            predictor.training.extra["adaptation"] = self.adapt(predictor, [e["text"] for e in pool], opts, config.seed)
+        if opts.abstain == "auto" and not config.multi_label:
+            predictor.threshold, predictor.training.extra["abstain"] = choose_abstain(predictor, splits.dev)
         return predictor
+
+    @staticmethod
+    def adapt(predictor: ZeroShotPredictor, texts: list[str], opts: ZeroShotOptions, seed: int) -> dict[str, Any]:
+        """Label-bias correction and backend weights fitted to ``texts``, then self-training (kept
+        only if the label-free check finds it no worse); what was chosen, for metrics.json."""
+        from taskkit.zero_shot_adapt import MIN_WEIGH_TEXTS, adapt, keep_self_training
+        from taskkit.zero_shot_predictor import _logistic_proba
+
+        wants_vectors = texts and (predictor.settings["backend"] != "nli" or opts.self_train)
+        vectors = predictor.encoder().encode(texts) if wants_vectors else None
+        record, logits = adapt(predictor, texts, opts.correction, opts.weigh, vectors)
+        if not (opts.self_train and texts):
+            return record
+        proba = predictor.mix(logits) if logits else predictor.zero_shot_proba(texts, vectors)
+        assert predictor.training is not None
+        predictor.training.self_training = predictor.self_train(texts, opts.keep, seed, proba=proba, vectors=vectors)
+        if opts.weigh and len(texts) >= MIN_WEIGH_TEXTS and predictor.head is not None and vectors is not None:
+            alpha = float(predictor.settings.get("self_train_weight", 0.5))
+            trained = alpha * _logistic_proba(vectors, *predictor.head) + (1 - alpha) * proba
+            keep, scores = keep_self_training(texts, proba, trained)
+            record["self_training"] = {"kept": keep, "kappa": scores}
+            if not keep:
+                predictor.head = None
+        return record
 
 
 @taskkit.hookimpl

@@ -1,0 +1,1 @@
+"""The ``distill`` mode: a student learns a saved teacher's soft labels on unlabelled texts."""

@@ -1,0 +1,50 @@
+"""The few-shot mode weighs the label names by what they are worth on the shots (issue 17): opaque
+code labels get no zero-shot share anywhere, and the chosen shares are in metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+
+POSITIVE = ["a wonderful, moving film", "great acting and a clever story", "I loved every minute of it",
+            "brilliant and funny", "a delight from start to finish", "beautifully shot and deeply felt"]
+NEGATIVE = ["a dull, lifeless mess", "boring and far too long", "I hated every minute of it",
+            "clumsy and unfunny", "a waste of two hours", "badly acted and poorly written"]
+
+
+def test_code_labels_get_no_zero_shot_share(tmp_path: Path):
+    from taskkit import api
+    from taskkit.ensemble import EnsemblePredictor
+
+    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": "L0"} for t in POSITIVE]
+                + [{"text": t, "label": "L1"} for t in NEGATIVE])
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "the best film this year", "label": "L0"},
+                                          {"text": "the worst film this year", "label": "L1"}])
+    result = api.run("sentiment", "few-shot", tmp_path, tmp_path / "out", shots=6, seed=0, max_length=32,
+                     progress=False, options={"steps": 4})
+    training = result.metrics["training"]
+    assert training["zero_shot_share"] == 0.0 and training["prior_mix"] == 0.0
+    assert training["shares"]["head"] == 0.0 and training["shares"]["ensemble"] == 0.0
+    assert training["shares"]["chosen_by"].startswith("cross-validation")
+    assert training["contrastive"]["anchors"] == 0  # the codes are not anchor examples either
+    assert training["zero_shot"] == "none" and not isinstance(result.predictor, EnsemblePredictor)
+    assert not (tmp_path / "out" / "model" / "members").exists()
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_a_given_share_is_kept(tmp_path: Path, share: float):
+    """--option zero_shot_weight fixes the member's share (0: no member at all)."""
+    from taskkit import api
+    from taskkit.ensemble import EnsemblePredictor
+
+    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": "positive"} for t in POSITIVE]
+                + [{"text": t, "label": "negative"} for t in NEGATIVE])
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "the best film this year", "label": "positive"},
+                                          {"text": "the worst film this year", "label": "negative"}])
+    result = api.run("sentiment", "few-shot", tmp_path, tmp_path / "out", shots=3, seed=0,
+                     max_length=32, progress=False, options={"steps": 2, "zero_shot_weight": share, "cv_folds": 0})
+    assert result.metrics["training"]["zero_shot_share"] == share
+    assert isinstance(result.predictor, EnsemblePredictor) == (share > 0)
