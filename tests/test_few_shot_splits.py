@@ -63,3 +63,22 @@ def test_dev_shots_need_shots_and_a_positive_count(with_dev: Path, tmp_path: Pat
                      "-q", *extra])
         err = capsys.readouterr().err
         assert code == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_dev_shots_and_min_steps_as_a_user_types_them(with_dev: Path, tmp_path: Path, tiny_model, run_taskkit):
+    """``--dev-shots`` gives few-shot a dev set (the run calibrates on it); ``--min-steps`` sizes a
+    small full run: both through the real console script."""
+    import json
+
+    few = run_taskkit("run", "sentiment", "--mode", "few-shot", "--data", with_dev, "--out", tmp_path / "few",
+                      "--model", tiny_model, "--shots", "4", "--dev-shots", "10", "--max-length", "32", "-q",
+                      "--option", "zero_shot=none", "--option", "steps=2", timeout=600)
+    assert few.returncode == 0, few.stderr[-2000:]
+    fitted_on = json.loads((tmp_path / "few" / "metrics.json").read_text())["calibration"].get("fitted_on", "")
+    assert fitted_on.startswith("dev") and "(20 examples)" in fitted_on, fitted_on
+
+    full = run_taskkit("run", "sentiment", "--data", with_dev, "--out", tmp_path / "full", "--model", tiny_model,
+                       "--min-steps", "30", "--max-length", "32", "-q", timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+    small = json.loads((tmp_path / "full" / "metrics.json").read_text())["training"]["extra"]["small_data"]
+    assert small["min_steps"] == 30 and small["epochs"] * -(-40 // small["batch_size"]) >= 30, small

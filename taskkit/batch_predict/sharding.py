@@ -10,6 +10,7 @@ torch for this (an ONNX model folder predicts without it).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,24 @@ class World:
 
 def part_path(output: Path, rank: int, size: int) -> Path:
     return output.parent / f".{output.name}.part-{rank}-of-{size}"
+
+
+def open_part(path: Path) -> IO[bytes]:
+    """This process's part file, made new; a leftover of an interrupted sharded run (prediction
+    records, one JSON object a line, the last maybe torn) is replaced; anything else is refused."""
+    try:
+        return path.open("xb")
+    except FileExistsError:
+        pass
+    with path.open("rb") as handle:
+        lines = handle.read().split(b"\n")[:-1]  # the part after the last newline may be torn
+    try:
+        ours = all(isinstance(json.loads(line), dict) for line in lines)
+    except ValueError:
+        ours = False
+    if not ours or path.is_symlink():
+        raise TaskkitError(f"{path}: exists and is not a part of an earlier taskkit predict run; move it away")
+    return path.open("wb")
 
 
 def _take(handle: IO[bytes], lines: int) -> bytes:

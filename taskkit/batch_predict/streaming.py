@@ -80,7 +80,7 @@ def predict_file(model: str | Path | Predictor, input: str | Path, output: str |
                         raise
                     raise TaskkitError(f"{exc} (the records before it are in {output}: fix the input, then "
                                        "--resume continues)") from None
-    with InputRows(input) as source, sharding.part_path(output, world.rank, world.size).open("wb") as sink:
+    with InputRows(input) as source, sharding.open_part(sharding.part_path(output, world.rank, world.size)) as sink:
         _run(predictor, source, sink, first, chunk_size, world.rank, world.size, progress and world.is_main)
     world.wait()
     merged = None

@@ -38,6 +38,8 @@ FOLDER = "checkpoints"
 NAME = re.compile(r"step-(\d{7,})")
 TMP = re.compile(r"\.step-\d{7,}\.tmp-\d+")
 META = "meta.json"
+#: every file a checkpoint folder may hold (what :meth:`Checkpoints.save` writes)
+WRITTEN = frozenset({"model.safetensors", "best.safetensors", "grads.safetensors", "state.pt", META})
 FORMAT = 1
 KEEP = 2
 #: settings that may differ between a killed run and its resumption
@@ -60,7 +62,7 @@ def complete(folder: str | Path | None) -> list[Path]:
     if folder is None or not Path(folder).is_dir():
         return []
     numbered = [(int(m.group(1)), p) for p in Path(folder).iterdir()
-                if (m := NAME.fullmatch(p.name)) and (p / META).is_file()]
+                if (m := NAME.fullmatch(p.name)) and (p / META).is_file() and _only_ours(p)]
     return [p for _, p in sorted(numbered)]
 
 
@@ -224,5 +226,14 @@ def _remove_leftovers(folder: Path) -> None:
     """Temporary folders of checkpoint writes a kill interrupted (only names this module makes)."""
     if folder.is_dir():
         for path in folder.iterdir():
-            if TMP.fullmatch(path.name):
+            if TMP.fullmatch(path.name) and _only_ours(path):
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _only_ours(path: Path) -> bool:
+    """A checkpoint folder holds only the files :meth:`Checkpoints.save` writes; one with anything
+    else in it is not removed (nor read) as a checkpoint."""
+    try:
+        return path.is_dir() and not path.is_symlink() and set(os.listdir(path)) <= WRITTEN
+    except OSError:
+        return False
