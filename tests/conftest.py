@@ -103,6 +103,31 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def write_conll(path: Path, sentences: Any) -> Path:
+    """``(words, tags)`` sentences as a CoNLL file: ``word<TAB>tag`` a line, a blank line between."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sentences) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def relation_row(text: str, head: str, tail: str, label: str) -> dict[str, Any]:
+    """A relation example with the character offsets of ``head`` and ``tail`` in ``text``."""
+    h, t = text.index(head), text.index(tail)
+    return {"text": text, "head": {"start": h, "end": h + len(head)}, "tail": {"start": t, "end": t + len(tail)},
+            "label": label}
+
+
+#: a few SemEval-style relation examples, both directions and Other
+RELATION_ROWS = [
+    relation_row("The fire was caused by a spark.", "spark", "fire", "Cause-Effect(e1,e2)"),
+    relation_row("The spark caused the fire.", "fire", "spark", "Cause-Effect(e2,e1)"),
+    relation_row("The engine is part of the car.", "engine", "car", "Component-Whole(e1,e2)"),
+    relation_row("The car has a big engine.", "car", "engine", "Component-Whole(e2,e1)"),
+    relation_row("The man saw a dog yesterday.", "man", "dog", "Other"),
+]
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_jsonl, write_jsonl
+from conftest import RELATION_ROWS, read_jsonl, write_conll, write_jsonl
 
 
 def _pairs() -> list[tuple[str, str]]:
@@ -80,19 +80,6 @@ NER_SENTENCES = [
 ]
 
 
-def _relation_row(text: str, head: str, tail: str, label: str) -> dict[str, Any]:
-    h, t = text.index(head), text.index(tail)
-    return {"text": text, "head": {"start": h, "end": h + len(head)}, "tail": {"start": t, "end": t + len(tail)},
-            "label": label}
-
-
-RELATION_ROWS = [
-    _relation_row("The fire was caused by a spark.", "spark", "fire", "Cause-Effect(e1,e2)"),
-    _relation_row("The spark caused the fire.", "fire", "spark", "Cause-Effect(e2,e1)"),
-    _relation_row("The engine is part of the car.", "engine", "car", "Component-Whole(e1,e2)"),
-    _relation_row("The car has a big engine.", "car", "engine", "Component-Whole(e2,e1)"),
-    _relation_row("The man saw a dog yesterday.", "man", "dog", "Other"),
-]
 
 
 def _split_sequence(rows: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
@@ -124,12 +111,8 @@ def _nli_data(folder: Path) -> tuple[list[str], list[Any]]:
 
 
 def _ner_data(folder: Path) -> tuple[list[str], list[Any]]:
-    def conll(sentences: list[tuple[list[str], list[str]]]) -> str:
-        return "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sentences) + "\n"
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train.conll").write_text(conll(NER_SENTENCES * 3), encoding="utf-8")
-    (folder / "test.conll").write_text(conll(NER_SENTENCES), encoding="utf-8")
+    write_conll(folder / "train.conll", NER_SENTENCES * 3)
+    write_conll(folder / "test.conll", NER_SENTENCES)
     # predict takes raw text; its words are the CoNLL tokens joined by spaces
     return ["LOC", "ORG", "PER"], [{"text": " ".join(words)} for words, _ in NER_SENTENCES]
 

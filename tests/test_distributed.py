@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import DEMO, read_jsonl, subprocess_env
+from conftest import DEMO, read_jsonl, subprocess_env, write_conll
 
 SENTENCES = [
     (["John", "Smith", "lives", "in", "Paris", "."], ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
@@ -56,12 +56,6 @@ def _no_dropout_copy(tiny_model: Path, folder: Path) -> Path:
     return folder
 
 
-def _conll(path: Path, sentences: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blocks = ["\n".join(f"{w}\t{t}" for w, t in zip(words, tags)) for words, tags in sentences]
-    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def runs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from taskkit import api
@@ -69,7 +63,7 @@ def runs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     root = tmp_path_factory.mktemp("ddp")
     model = str(_no_dropout_copy(tiny_model, root / "tiny"))
     for split, rows in (("train", SENTENCES * 4), ("dev", SENTENCES), ("test", SENTENCES)):
-        _conll(root / "ner" / f"{split}.conll", rows)
+        write_conll(root / "ner" / f"{split}.conll", rows)
     token = ("run", "ner", "--mode", "full", "--data", str(root / "ner"), "--max-length", "16", *COMMON)
     small = ("--data", str(DEMO), "--model", model, "--max-length", "32", "--epochs", "1", "--precision", "fp32", "-q")
     driven = [[*token, "--model", model, "--batch-size", "3", "--out", str(root / "ner-2")],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
+from conftest import RELATION_ROWS, write_conll, write_jsonl
 
 from taskkit.data.kshot import mentions, sample_mentions
 from taskkit.errors import TaskkitError
@@ -23,30 +23,10 @@ NER = [
 ]
 
 
-def conll(path: Path, sentences) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sentences) + "\n",
-                    encoding="utf-8")
-    return path
-
-
 def examples(sentences) -> list[dict]:
     return [{"tokens": w, "tags": t, "_where": f"train:{i}"} for i, (w, t) in enumerate(sentences)]
 
 
-def rel(text: str, head: str, tail: str, label: str) -> dict:
-    h, t = text.index(head), text.index(tail)
-    return {"text": text, "head": {"start": h, "end": h + len(head)}, "tail": {"start": t, "end": t + len(tail)},
-            "label": label}
-
-
-RELATIONS = [
-    rel("The fire was caused by a spark.", "spark", "fire", "Cause-Effect(e1,e2)"),
-    rel("The spark caused the fire.", "fire", "spark", "Cause-Effect(e2,e1)"),
-    rel("The engine is part of the car.", "engine", "car", "Component-Whole(e1,e2)"),
-    rel("The car has a big engine.", "car", "engine", "Component-Whole(e2,e1)"),
-    rel("The man saw a dog yesterday.", "man", "dog", "Other"),
-]
 
 
 # --- sampling ------------------------------------------------------------------------------
@@ -74,8 +54,8 @@ def test_k_larger_than_the_data_names_the_type_and_its_count():
 
 def test_cli_shots_too_large_is_one_line_and_exit_2(tmp_path: Path, tiny_model: Path, run_taskkit):
     data = tmp_path / "data"
-    conll(data / "train.conll", NER)
-    conll(data / "test.conll", NER[:2])
+    write_conll(data / "train.conll", NER)
+    write_conll(data / "test.conll", NER[:2])
     proc = run_taskkit("run", "ner", "--mode", "few-shot", "--shots", "5", "--data", data, "--model", tiny_model,
                        "--out", tmp_path / "out", "-q")
     assert proc.returncode == 2, proc.stderr
@@ -112,9 +92,9 @@ def test_verbalisations_become_marked_examples_of_their_labels():
     from taskkit_plugins.relation import RelationTask
 
     task = RelationTask()
-    shots = [task.as_example(r) | {"label": r["label"]} for r in RELATIONS]
+    shots = [task.as_example(r) | {"label": r["label"]} for r in RELATION_ROWS]
     anchors = {a["label"]: a for a in verbalised(task, shots, {}, seed=0)}
-    assert set(anchors) == {r["label"] for r in RELATIONS} - {"Other"}  # Other has no verbalisation
+    assert set(anchors) == {r["label"] for r in RELATION_ROWS} - {"Other"}  # Other has no verbalisation
     forward, backward = anchors["Cause-Effect(e1,e2)"], anchors["Cause-Effect(e2,e1)"]
     assert forward["text"] == "spark causes fire." and backward["text"] == "spark causes fire."
     assert forward["text"][forward["head"]["start"]:forward["head"]["end"]] == "spark"
@@ -129,8 +109,8 @@ def test_few_shot_ner_trains_predicts_offsets_and_reloads_in_a_new_process(tiny_
     from taskkit import api
 
     data = tmp_path / "data"
-    conll(data / "train.conll", NER * 4)
-    conll(data / "test.conll", NER[:3])
+    write_conll(data / "train.conll", NER * 4)
+    write_conll(data / "test.conll", NER[:3])
     out = tmp_path / "run"
     result = api.run("ner", "few-shot", data, out, model=str(tiny_model), shots=2, epochs=3, lr=1e-3, seed=3,
                      progress=False)
@@ -186,15 +166,15 @@ def test_few_shot_relation_trains_with_verbalisations_and_reloads(tiny_model: Pa
     from taskkit import api
 
     data = tmp_path / "data"
-    write_jsonl(data / "train.jsonl", RELATIONS * 4)
-    write_jsonl(data / "test.jsonl", RELATIONS)
+    write_jsonl(data / "train.jsonl", RELATION_ROWS * 4)
+    write_jsonl(data / "test.jsonl", RELATION_ROWS)
     out = tmp_path / "run"
     result = api.run("relation", "few-shot", data, out, model=str(tiny_model), shots=3, epochs=2, lr=1e-3,
                      max_length=32, seed=1, progress=False)
     assert "official_macro_f1" in result.metrics
     assert result.metrics["training"]["extra"]["anchors"] == 4  # one per directed label, none for Other
     assert len(result.metrics["train_indices"]) == 15  # 3 of each of the 5 labels
-    query = {k: v for k, v in RELATIONS[0].items() if k != "label"}
+    query = {k: v for k, v in RELATION_ROWS[0].items() if k != "label"}
     proc = run_taskkit("predict", out, "--input", write_jsonl(tmp_path / "q.jsonl", [query]))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[0])["predicted"] == api.predict(result.predictor, [query])[0]["predicted"]
