@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--note", default="", help="what else ran on the machine")
     parser.add_argument("--dry", action="store_true", help="print, do not write RESULTS.md")
+    parser.add_argument("--onnx", type=Path, default=None,
+                        help="also serve this `taskkit export --quantize int8` folder of the same model (row d)")
     parser.add_argument("--pipeline-server", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pipeline_server:
@@ -207,10 +209,15 @@ def main() -> None:
          [sys.executable, str(Path(__file__).resolve()), "--pipeline-server", str(model_dir), "--port", str(args.port + 2)],
          "/predict", ok_pipeline),
     ]
+    if args.onnx is not None:
+        onnx_name = args.onnx.resolve().name
+        runs.append((f"(d) taskkit serve of its int8 ONNX export (`taskkit export --quantize int8`, "
+                     f"onnxruntime, same micro-batching)", [*taskkit, "serve", str(args.onnx), "--port", str(args.port + 3)],
+                     f"/v1/models/{onnx_name}/predict", ok_taskkit))
     results = []
     for i, (label, command, path, check) in enumerate(runs):
         results.append(run_server(label, command, args.port + i, path, texts, args, check))
-    a, b, c = results
+    a, b, c = results[:3]
     rows = "\n".join(f"| {r['name']} | {r['requests']} | {r['failed']} | {r['throughput']:.1f} | {r['p50_ms']:.1f} | "
                      f"{r['p99_ms']:.1f} | {r['rss_warm_mb']:.0f} | {r['rss_after_mb']:.0f} "
                      f"({r['rss_after_mb'] - r['rss_warm_mb']:+.0f}) |" for r in results)
@@ -230,7 +237,8 @@ def main() -> None:
 
 Micro-batching: {a['throughput'] / b['throughput']:.1f}x `--max-batch 1` (target >= 3x),
 {a['throughput'] / c['throughput']:.1f}x the pipeline server (target >= 3x).
-"""
+""" + ("" if len(results) < 4 else f"""The int8 export served the same way: {results[3]['throughput'] / c['throughput']:.1f}x the pipeline server.
+""")
     if args.dry:
         print(body)
     else:

@@ -26,6 +26,7 @@ __all__ = ["Example", "Features", "LabelSpace", "Level", "Mode", "ModeOptions", 
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 Level = Literal["sequence", "token", "pair"]
@@ -200,6 +201,15 @@ class Task(ABC):
     def special_tokens(self, examples: Sequence[Example]) -> list[str]:
         """Tokens to add to the tokenizer before training (entity markers); the body's embeddings grow."""
         return []
+
+    def encode_fast(self, examples: Sequence[Example], tokenizer: Tokenizer, labels: LabelSpace,
+                    max_length: int, truncate: bool = False) -> list[Features] | None:
+        """The features :meth:`encode` makes, from the ``tokenizers`` library's ``Tokenizer`` (a model
+        folder's ``tokenizer.json``, no truncation, no padding) and importing neither torch nor
+        transformers: how an exported (ONNX) model encodes a task whose encoding is its own (a token
+        task's windows of words, a relation's entity markers). ``None`` (default): the task encodes
+        like a plain sequence or pair classifier, which the exported model reproduces by itself."""
+        return None
 
     def collect_logits(self, features: Sequence[Features], logits: list[np.ndarray], count: int,
                        labels: LabelSpace) -> list[np.ndarray] | None:

@@ -131,7 +131,7 @@ def read_header(file: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]
     if not file.is_file():
         raise TaskkitError(f"{file}: no such weights file")
     try:
-        with safe_open(str(file), framework="pt") as handle:
+        with safe_open(str(file), framework="numpy") as handle:  # the header only: no torch needed
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
             return shapes, dict(handle.metadata() or {})
     except (SafetensorError, OSError) as exc:

@@ -86,6 +86,12 @@ def _onnx(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
     return OnnxPredictor.load(path, task, metadata)
 
 
+def _zero_shot_onnx(path: Path, task: Task, metadata: dict[str, Any]) -> Predictor:
+    from taskkit.export.zero_shot_onnx import OnnxZeroShotPredictor  # onnxruntime + tokenizers, never torch
+
+    return OnnxZeroShotPredictor.load(path, task, metadata)
+
+
 @hookimpl
 def register_formats(register: Callable[[str, Loader], None]) -> None:
     register(TORCH, _torch)
@@ -94,6 +100,7 @@ def register_formats(register: Callable[[str, Loader], None]) -> None:
     register(ENSEMBLE, _ensemble)
     register(ZERO_SHOT, _zero_shot)
     register("onnx.v1", _onnx)  # taskkit export --format onnx
+    register("zero-shot-onnx.v1", _zero_shot_onnx)  # taskkit export of a zero-shot model
 
 
 # --- the table --------------------------------------------------------------------------------

@@ -86,25 +86,31 @@ def entailment_index(id2label: dict[int, str], ref: str) -> tuple[int, int | Non
     return int(entail[0]), (int(contra[0]) if contra else None)
 
 
-class NLIScorer:
-    """A cross-encoder: entailment (and contradiction) logits of (text, hypothesis) pairs."""
+class PairScorer:
+    """Scoring (text, hypothesis) pairs with an NLI cross-encoder, apart from running it: how the
+    pairs are tokenized, joined and windowed, and how their logits become entailment scores and
+    probabilities. A subclass tokenizes and runs the model on the features: :class:`NLIScorer`
+    (torch, the kernel's inference) or the ONNX export's scorer (onnxruntime,
+    :mod:`taskkit.export.onnx_scoring`), so both score alike."""
 
-    def __init__(self, ref: str = DEFAULT_NLI, precision: str = "auto", batch_size: int = 128,
-                 max_length: int = 256) -> None:
-        self.ref, self.precision, self.batch_size, self.max_length = ref, precision, batch_size, max_length
-        self.model, self.tokenizer, id2label, self.logits_of = _load_nli(ref)
-        self.entail, self.contra = entailment_index(id2label, ref)
-        self.names = [str(id2label[i]) for i in sorted(id2label)]
-        self.layout = PairLayout.of(self.tokenizer)
-        from taskkit.kernel.device import default_device
-
-        self._bf16: torch.nn.Module | None = None
-        self.device = default_device()
-        self.model.to(self.device)
+    max_length: int
+    layout: PairLayout
+    names: list[str]  # the model's classes, in column order
+    entail: int
+    contra: int | None
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Sub-word ids of whole texts (no cut: a long premise is scored in windows)."""
-        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        """Sub-word ids of whole texts (no special tokens, no cut: a long premise is scored in windows)."""
+        raise NotImplementedError
+
+    def run(self, features: list[dict[str, list[int]]], precision: str | None) -> list[np.ndarray]:
+        """The model's class logits of each joined pair (``input_ids``, ``token_type_ids``,
+        ``attention_mask``), in order; ``precision``: this call's, else the scorer's."""
+        raise NotImplementedError
+
+    def settles_ties(self) -> bool:
+        """Whether single-label scores close to the best are scored again in fp32 (bf16 scorers)."""
+        return False
 
     def windows(self, ids: list[int], room: int) -> list[list[int]]:
         """``ids`` in windows of at most ``room`` tokens, overlapping by a quarter (one if it fits)."""
@@ -131,11 +137,6 @@ class NLIScorer:
         overlapping windows, each window is scored against each hypothesis, and a hypothesis's row
         is that of the window where it is most entailed (the usual reading of a long document:
         a label holds if some passage says so). Nothing is cut away unscored."""
-        import torch
-
-        from taskkit.kernel.device import resolve_precision
-        from taskkit.kernel.infer import predict_logits
-
         unique = sorted({h for hs in hypotheses for h in hs})
         b_of = dict(zip(unique, self.token_ids(unique))) if unique else {}
         features, owners = [], []  # owners: (text, hypothesis) of each feature
@@ -145,14 +146,7 @@ class NLIScorer:
                 for j, h in enumerate(hs):
                     features.append(self.layout.join(window, b_of[h], self.max_length))
                     owners.append((t, j))
-        model, precision = self.model, precision or self.precision
-        if resolve_precision(precision) == "bf16":
-            # a bf16 copy of the weights: no per-call casts as under autocast (~35% faster on CPU)
-            if self._bf16 is None:
-                self._bf16 = copy.deepcopy(self.model).to(torch.bfloat16)
-            model, precision = self._bf16, "fp32"
-        rows = predict_logits(model, features, self.tokenizer.pad_token_id, self.batch_size, precision,
-                              self.device, logits_of=self.logits_of, max_tokens=MAX_TOKENS) if features else []
+        rows = self.run(features, precision) if features else []
         out = [np.full((len(hs), len(self.names)), -np.inf, np.float32) for hs in hypotheses]
         for (t, j), row in zip(owners, rows):
             if row[self.entail] > out[t][j, self.entail]:
@@ -171,10 +165,8 @@ class NLIScorer:
     def entailment_logits(self, texts: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
         """(texts, hypotheses) entailment logits, what single-label scoring softmaxes (in bf16, the
         close calls scored again in fp32)."""
-        from taskkit.kernel.device import resolve_precision
-
         logits = self.logits(texts, hypotheses)
-        if len(hypotheses) > 1 and resolve_precision(self.precision) == "bf16":
+        if len(hypotheses) > 1 and self.settles_ties():
             self.settle_ties(texts, hypotheses, logits)
         return logits[..., self.entail] if logits.shape[-1] else np.zeros(logits.shape[:2], np.float32)
 
@@ -214,6 +206,46 @@ class NLIScorer:
             logits[i, np.flatnonzero(close[i])] = values
 
 
+class NLIScorer(PairScorer):
+    """A cross-encoder run by torch on the kernel's inference (bf16 weights where that is the precision)."""
+
+    def __init__(self, ref: str = DEFAULT_NLI, precision: str = "auto", batch_size: int = 128,
+                 max_length: int = 256) -> None:
+        self.ref, self.precision, self.batch_size, self.max_length = ref, precision, batch_size, max_length
+        self.model, self.tokenizer, id2label, self.logits_of = _load_nli(ref)
+        self.entail, self.contra = entailment_index(id2label, ref)
+        self.names = [str(id2label[i]) for i in sorted(id2label)]
+        self.layout = PairLayout.of(self.tokenizer)
+        from taskkit.kernel.device import default_device
+
+        self._bf16: torch.nn.Module | None = None
+        self.device = default_device()
+        self.model.to(self.device)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+
+    def settles_ties(self) -> bool:
+        from taskkit.kernel.device import resolve_precision
+
+        return resolve_precision(self.precision) == "bf16"
+
+    def run(self, features: list[dict[str, list[int]]], precision: str | None) -> list[np.ndarray]:
+        import torch
+
+        from taskkit.kernel.device import resolve_precision
+        from taskkit.kernel.infer import predict_logits
+
+        model, precision = self.model, precision or self.precision
+        if resolve_precision(precision) == "bf16":
+            # a bf16 copy of the weights: no per-call casts as under autocast (~35% faster on CPU)
+            if self._bf16 is None:
+                self._bf16 = copy.deepcopy(self.model).to(torch.bfloat16)
+            model, precision = self._bf16, "fp32"
+        return predict_logits(model, features, self.tokenizer.pad_token_id, self.batch_size, precision,
+                              self.device, logits_of=self.logits_of, max_tokens=MAX_TOKENS)
+
+
 def _nli_task() -> Any:
     """The task taskkit's NLI cross-encoders are loaded with (premise + hypothesis -> 3 labels)."""
     from taskkit.classification import PairClassificationTask
@@ -245,7 +277,40 @@ def _load_nli(ref: str) -> tuple[torch.nn.Module, Any, dict[int, str], Callable[
     return model, load_tokenizer(path), dict(model.config.id2label), lambda out: out.logits
 
 
-class EmbeddingScorer:
+class TextEncoder:
+    """Embedding texts with a bi-encoder, apart from running it: a text longer than the encoder
+    takes is encoded in overlapping windows whose embeddings are averaged (and normalised again).
+    A subclass tokenizes and runs the encoder: :class:`EmbeddingScorer` (torch) or the ONNX
+    export's (:mod:`taskkit.export.onnx_scoring`)."""
+
+    normalize: bool
+    dim: int
+
+    def windows(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], list[int]]:
+        """The encoder's features of each window of ``texts`` (at most its max length, overlapping
+        by a quarter) and the text each belongs to."""
+        raise NotImplementedError
+
+    def embed(self, features: list[dict[str, list[int]]]) -> np.ndarray:
+        """(windows, dim) pooled (and, if the encoder does, normalised) embeddings."""
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features, owners = self.windows(texts)
+        rows = self.embed(features)
+        if len(owners) == len(texts):
+            return rows
+        out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+        np.add.at(out, np.asarray(owners), rows)
+        out /= np.bincount(owners, minlength=len(texts))[:, None]
+        if self.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
+        return out
+
+
+class EmbeddingScorer(TextEncoder):
     """A sentence-transformers bi-encoder run on the kernel: pooled, normalised embeddings."""
 
     def __init__(self, ref: str = DEFAULT_EMBEDDING, precision: str = "auto", batch_size: int = 128) -> None:
@@ -266,6 +331,7 @@ class EmbeddingScorer:
         self.max_length = int(st.max_seq_length or 512)
         # the first module of a sentence-transformers model wraps the transformers encoder
         self.body = cast("PreTrainedModel", st[0].auto_model).eval()
+        self.dim = int(self.body.config.hidden_size)
         self.pooling = _pooling_mode(st)
         self.normalize = any(type(m).__name__ == "Normalize" for m in st)
         self.device = default_device()
@@ -286,26 +352,17 @@ class EmbeddingScorer:
         pooled = pooled.float()
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from taskkit.kernel.infer import predict_logits
-
-        if not len(texts):
-            return np.zeros((0, self.body.config.hidden_size), dtype=np.float32)
-        # a text longer than max_length: overlapping windows, their embeddings averaged (nothing cut)
+    def windows(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], list[int]]:
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                              stride=self.max_length // 4, return_overflowing_tokens=True)
         owners = enc.pop("overflow_to_sample_mapping", None) or list(range(len(texts)))
-        features = [{k: enc[k][i] for k in enc} for i in range(len(owners))]
-        rows = np.stack(predict_logits(self, features, self.tokenizer.pad_token_id, self.batch_size,
+        return [{k: enc[k][i] for k in enc} for i in range(len(owners))], owners
+
+    def embed(self, features: list[dict[str, list[int]]]) -> np.ndarray:
+        from taskkit.kernel.infer import predict_logits
+
+        return np.stack(predict_logits(self, features, self.tokenizer.pad_token_id, self.batch_size,
                                        self.precision, self.device))
-        if len(owners) == len(texts):
-            return rows
-        out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
-        np.add.at(out, np.asarray(owners), rows)
-        out /= np.bincount(owners, minlength=len(texts))[:, None]
-        if self.normalize:
-            out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
-        return out
 
 
 def _pooling_mode(st: Any) -> str:

@@ -28,6 +28,7 @@ from taskkit.options import read as read_options
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 CONLL_SUFFIXES = (".conll", ".txt", ".bio", ".iob", ".bioes", ".tsv")
@@ -159,37 +160,26 @@ class TokenClassificationTask(Task):
         word it predicts, in the one window where that word sits most centrally.
         """
         prefix, suffix = _special_ids(tokenizer)
-        budget = max_length - len(prefix) - len(suffix)
-        if budget < 8:
-            raise TaskkitError(f"--max-length {max_length} is too short for token windows")
+        _check_budget(max_length, prefix, suffix)
         if not examples:
             return []
         encoded = tokenizer([list(e["tokens"]) for e in examples], is_split_into_words=True, add_special_tokens=False,
                             verbose=False)  # long sentences are windowed below: no length warning
-        index = {name: i for i, name in enumerate(labels.names)}
-        features: list[Features] = []
-        for n, e in enumerate(examples):
-            ids, word_of = encoded["input_ids"][n], encoded.word_ids(n)
-            first = {w: p for p in range(len(ids) - 1, -1, -1) if (w := word_of[p]) is not None}
-            windows = _windows(word_of, budget)
-            owner = {w: max(range(len(windows)), key=lambda k: min(p - windows[k][0], windows[k][1] - 1 - p)
-                            if windows[k][0] <= p < windows[k][1] else -1)
-                     for w, p in first.items()}
-            tags = e.get("tags")
-            for k, (start, end) in enumerate(windows):
-                heads = [word_of[p] if first.get(word_of[p]) == p else None for p in range(start, end)]
-                f: Features = {
-                    "input_ids": prefix + ids[start:end] + suffix,
-                    "attention_mask": [1] * (len(prefix) + end - start + len(suffix)),
-                    "_example": n, "_count": len(e["tokens"]),
-                    "_words": [-1] * len(prefix) + [w if w is not None and owner[w] == k else -1 for w in heads]
-                              + [-1] * len(suffix),
-                }
-                if tags is not None and all(t in index for t in tags):
-                    f["labels"] = [-100] * len(prefix) + [index[tags[w]] if w is not None else -100 for w in heads] \
-                                  + [-100] * len(suffix)
-                features.append(f)
-        return features
+        words = [(encoded["input_ids"][n], encoded.word_ids(n)) for n in range(len(examples))]
+        return window_features(examples, words, prefix, suffix, max_length, labels)
+
+    def encode_fast(self, examples: Sequence[Example], tokenizer: Tokenizer, labels: LabelSpace,
+                    max_length: int, truncate: bool = False) -> list[Features]:
+        """:meth:`encode` with the ``tokenizers`` library alone (an exported model's runtime)."""
+        probe = tokenizer.encode(["x"], is_pretokenized=True)
+        inner = [i for i, w in enumerate(probe.word_ids) if w is not None]
+        prefix, suffix = probe.ids[: inner[0]], probe.ids[inner[-1] + 1:]
+        _check_budget(max_length, prefix, suffix)
+        if not examples:
+            return []
+        encoded = tokenizer.encode_batch([list(e["tokens"]) for e in examples], is_pretokenized=True,
+                                         add_special_tokens=False)
+        return window_features(examples, [(e.ids, e.word_ids) for e in encoded], prefix, suffix, max_length, labels)
 
     def collect_logits(self, features: Sequence[Features], logits: list[np.ndarray], count: int,
                        labels: LabelSpace) -> list[np.ndarray]:
@@ -265,6 +255,43 @@ class TokenClassificationTask(Task):
 
 def _scheme(config: RunConfig) -> str:
     return read_options(config, TokenClassificationOptions).scheme
+
+
+def _check_budget(max_length: int, prefix: list[int], suffix: list[int]) -> None:
+    if max_length - len(prefix) - len(suffix) < 8:
+        raise TaskkitError(f"--max-length {max_length} is too short for token windows")
+
+
+def window_features(examples: Sequence[Example], words: Sequence[tuple[list[int], Sequence[int | None]]],
+                    prefix: list[int], suffix: list[int], max_length: int, labels: LabelSpace) -> list[Features]:
+    """The features of :meth:`TokenClassificationTask.encode` from each sentence's sub-word ids and
+    the word of each sub-word (``words``, tokenized without special tokens), whichever library
+    tokenized them; ``prefix`` / ``suffix``: the ids around one text ([CLS], [SEP])."""
+    budget = max_length - len(prefix) - len(suffix)
+    index = {name: i for i, name in enumerate(labels.names)}
+    features: list[Features] = []
+    for n, e in enumerate(examples):
+        ids, word_of = list(words[n][0]), list(words[n][1])
+        first = {w: p for p in range(len(ids) - 1, -1, -1) if (w := word_of[p]) is not None}
+        windows = _windows(word_of, budget)
+        owner = {w: max(range(len(windows)), key=lambda k: min(p - windows[k][0], windows[k][1] - 1 - p)
+                        if windows[k][0] <= p < windows[k][1] else -1)
+                 for w, p in first.items()}
+        tags = e.get("tags")
+        for k, (start, end) in enumerate(windows):
+            heads = [w if (w := word_of[p]) is not None and first.get(w) == p else None for p in range(start, end)]
+            f: Features = {
+                "input_ids": prefix + ids[start:end] + suffix,
+                "attention_mask": [1] * (len(prefix) + end - start + len(suffix)),
+                "_example": n, "_count": len(e["tokens"]),
+                "_words": [-1] * len(prefix) + [w if w is not None and owner[w] == k else -1 for w in heads]
+                          + [-1] * len(suffix),
+            }
+            if tags is not None and all(t in index for t in tags):
+                f["labels"] = [-100] * len(prefix) + [index[tags[w]] if w is not None else -100 for w in heads] \
+                              + [-100] * len(suffix)
+            features.append(f)
+    return features
 
 
 def _special_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:

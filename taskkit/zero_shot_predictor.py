@@ -33,7 +33,7 @@ from taskkit.options import read
 if TYPE_CHECKING:
     import numpy as np
 
-    from taskkit.hypothesis_scoring import EmbeddingScorer, NLIScorer
+    from taskkit.hypothesis_scoring import PairScorer, TextEncoder
 
 BACKENDS = ("nli", "embedding", "both")  # both: the average of the two backends' probabilities
 DEFAULT_BACKEND = "both"
@@ -107,8 +107,8 @@ class ZeroShotPredictor(Predictor):
         self.per_example = fills_hypotheses(task)
         if self.per_example and (self.settings["backend"] != "nli" or multi):
             raise TaskkitError(f"zero-shot {task.name} needs the nli backend and single-label mode")
-        self._scorer: NLIScorer | None = None
-        self._encoder: EmbeddingScorer | None = None
+        self._scorer: PairScorer | None = None
+        self._encoder: TextEncoder | None = None
         self._label_vectors: np.ndarray | None = None
         self.head: tuple[np.ndarray, np.ndarray] | None = None  # self-trained (coef, intercept)
 
@@ -129,14 +129,18 @@ class ZeroShotPredictor(Predictor):
         calibration = self.calibration
         if calibration is not None and calibration.method == "vector":
             del settings["calibration"]
-        other = ZeroShotPredictor(self.task, task_label_set(self.task, labels), settings)
+        other = self.relabelled(task_label_set(self.task, labels), settings)
         backend = self.settings["backend"]
         other._scorer = self.scorer() if backend != "embedding" else self._scorer
         other._encoder = self.encoder() if backend != "nli" else self._encoder
         return other
 
-    # --- backends, loaded on first use ---------------------------------------------------
-    def scorer(self) -> NLIScorer:
+    def relabelled(self, labels: dict[str, str | None], settings: dict[str, Any]) -> ZeroShotPredictor:
+        """A predictor of this kind, task and backends for other ``labels`` (what :meth:`with_labels` builds)."""
+        return ZeroShotPredictor(self.task, labels, settings)
+
+    # --- backends, loaded on first use (an exported folder's run on onnxruntime) ---------
+    def scorer(self) -> PairScorer:
         if self._scorer is None:
             from taskkit import hypothesis_scoring as zs
 
@@ -145,7 +149,7 @@ class ZeroShotPredictor(Predictor):
                                         s.get("max_length", 256))
         return self._scorer
 
-    def encoder(self) -> EmbeddingScorer:
+    def encoder(self) -> TextEncoder:
         """The bi-encoder of the embedding backend and of the self-trained classifier."""
         if self._encoder is None:
             from taskkit.hypothesis_scoring import EmbeddingScorer
@@ -299,18 +303,19 @@ class ZeroShotPredictor(Predictor):
     def save(self, path: str | Path) -> Path:
         from taskkit.artifacts import write_atomically
 
-        def write(folder: Path) -> None:
-            if self.head is not None:
-                import torch
-                from safetensors.torch import save_file
-
-                save_file({"coef": torch.from_numpy(self.head[0]), "intercept": torch.from_numpy(self.head[1])},
-                          str(folder / SELF_TRAIN_FILE))
-
         meta = {"format": self.format, "task": self.task.name, "mode": "zero-shot", "labels": list(self.labels.names),
                 "multi_label": self.labels.multi_label, "descriptions": self.descriptions,
                 "settings": {**self.settings, "self_trained": self.head is not None}}
-        return write_atomically(path, write, meta)
+        return write_atomically(path, self.write_files, meta)
+
+    def write_files(self, folder: Path) -> None:
+        """The files of a saved folder besides ``taskkit.json`` (the self-trained head, numpy: no torch)."""
+        if self.head is not None:
+            import numpy as np
+            from safetensors.numpy import save_file
+
+            save_file({"coef": np.ascontiguousarray(self.head[0], dtype=np.float32),
+                       "intercept": np.ascontiguousarray(self.head[1], dtype=np.float32)}, str(folder / SELF_TRAIN_FILE))
 
     @classmethod
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> ZeroShotPredictor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import taskkit
 from taskkit.classification import ClassificationTask
@@ -21,6 +21,7 @@ from taskkit.errors import TaskkitError
 
 if TYPE_CHECKING:
     import torch
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 NEGATIVE = "Other"  # the label of "no relation of interest" (SemEval's Other, TACRED's no_relation)
@@ -117,27 +118,20 @@ class RelationTask(ClassificationTask):
                max_length: int, truncate: bool = False) -> list[Features]:
         known = set(tokenizer.get_vocab())
         marked = [_marked(e, known) for e in examples]
-        texts, starts = [m[0] for m in marked], [m[1] for m in marked]
-        encoded = tokenizer(texts, add_special_tokens=True, verbose=False)  # long texts are cut below
-        ids_of = {m: tokenizer.convert_tokens_to_ids(m) for pair in starts for m in pair}
-        features: list[Features] = []
-        for i, e in enumerate(examples):
-            ids = encoded["input_ids"][i]
-            head, tail = ids.index(ids_of[starts[i][0]]), ids.index(ids_of[starts[i][1]])
-            if len(ids) > max_length:  # keep a window around both entities rather than cut them off
-                lo, hi = min(head, tail), max(head, tail)
-                if hi - lo + 2 > max_length - 2:
-                    raise TaskkitError(f"{e.get('_where', 'input')}: head and tail are {hi - lo} sub-words apart, "
-                                       f"more than --max-length {max_length} allows")
-                start = max(1, min(lo - (max_length - 2 - (hi - lo)) // 2, len(ids) - 1 - (max_length - 2)))
-                ids = ids[:1] + ids[start:start + max_length - 2] + ids[-1:]
-                head, tail = head - start + 1, tail - start + 1
-            f: Features = {"input_ids": ids, "attention_mask": [1] * len(ids), "head_start": head, "tail_start": tail,
-                           "_example": i}
-            if e.get("label") in labels.names:
-                f["labels"] = labels.index(e["label"])
-            features.append(f)
-        return features
+        encoded = tokenizer([m[0] for m in marked], add_special_tokens=True, verbose=False)  # long texts are cut below
+        starts = [(cast(int, tokenizer.convert_tokens_to_ids(h)), cast(int, tokenizer.convert_tokens_to_ids(t)))
+                  for _, (h, t) in marked]
+        return marker_features(examples, encoded["input_ids"], starts, max_length, labels)
+
+    def encode_fast(self, examples: Sequence[Example], tokenizer: Tokenizer, labels: LabelSpace,
+                    max_length: int, truncate: bool = False) -> list[Features]:
+        """:meth:`encode` with the ``tokenizers`` library alone (an exported model's runtime); its
+        ``tokenizer.json`` holds the marker tokens added in training."""
+        known = set(tokenizer.get_vocab(with_added_tokens=True))
+        marked = [_marked(e, known) for e in examples]
+        encoded = tokenizer.encode_batch([m[0] for m in marked], add_special_tokens=True)
+        starts = [(tokenizer.token_to_id(h), tokenizer.token_to_id(t)) for _, (h, t) in marked]
+        return marker_features(examples, [e.ids for e in encoded], starts, max_length, labels)
 
     def head(self, hidden_size: int, labels: LabelSpace, dropout: float) -> torch.nn.Module:
         from taskkit.kernel.heads import MarkerPairHead
@@ -188,6 +182,33 @@ def semeval_scores(gold: Sequence[str], predicted: Sequence[str], names: Sequenc
         "micro_f1": 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r else 0.0,
         "per_relation": per_type,
     }
+
+
+def marker_features(examples: Sequence[Example], ids_of: Sequence[list[int]], starts: Sequence[tuple[int | None, int | None]],
+                    max_length: int, labels: LabelSpace) -> list[Features]:
+    """The features of :meth:`RelationTask.encode` from each marked text's ids (``ids_of``, special
+    tokens included) and the ids of its head and tail start markers, whichever library tokenized
+    them: a text longer than ``max_length`` keeps a window around both entities."""
+    features: list[Features] = []
+    for i, e in enumerate(examples):
+        ids, (h, t) = list(ids_of[i]), starts[i]
+        if h is None or t is None or h not in ids or t not in ids:  # a tokenizer without the markers
+            raise TaskkitError(f"{e.get('_where', 'input')}: the tokenizer lacks the entity marker tokens of the relation task")
+        head, tail = ids.index(h), ids.index(t)
+        if len(ids) > max_length:  # keep a window around both entities rather than cut them off
+            lo, hi = min(head, tail), max(head, tail)
+            if hi - lo + 2 > max_length - 2:
+                raise TaskkitError(f"{e.get('_where', 'input')}: head and tail are {hi - lo} sub-words apart, "
+                                   f"more than --max-length {max_length} allows")
+            start = max(1, min(lo - (max_length - 2 - (hi - lo)) // 2, len(ids) - 1 - (max_length - 2)))
+            ids = ids[:1] + ids[start:start + max_length - 2] + ids[-1:]
+            head, tail = head - start + 1, tail - start + 1
+        f: Features = {"input_ids": ids, "attention_mask": [1] * len(ids), "head_start": head, "tail_start": tail,
+                       "_example": i}
+        if e.get("label") in labels.names:
+            f["labels"] = labels.index(e["label"])
+        features.append(f)
+    return features
 
 
 def _span(value: Any, text: str, role: str, where: str) -> dict[str, Any]:

@@ -227,6 +227,9 @@ SST2_RUN = "taskkit run sentiment --mode full --data ../shared/datasets/sentimen
 AG_ZS_RUN = "taskkit run topic --mode zero-shot --data ../shared/datasets/topic/ag_news --labels labels.yaml --out runs/ag-zs"
 
 ONNX_EXPORT = "taskkit export runs/sst2 out/sst2-onnx --format onnx --quantize int8"
+WIKIANN_RUN = "taskkit run ner --mode few-shot --shots 5 --data ../shared/datasets/ner/wikiann_en --out runs/wikiann-5"
+NER_EXPORT = "taskkit export runs/wikiann-5 out/wikiann-5-onnx --format onnx"
+ZS_EXPORT = "taskkit export runs/ag-zs out/ag-zs-onnx --format onnx"
 STREAM_PREDICT = "taskkit predict runs/sst2 --input reviews.jsonl.gz --output scored.jsonl"
 DISTILL_RUN = ("taskkit run topic --mode distill --option teacher=runs/ag-zs --option unlabelled=news.txt "
                "--data ../shared/datasets/topic/ag_news --out runs/ag-student")
@@ -241,6 +244,34 @@ def _options(done: subprocess.CompletedProcess, cwd: Path) -> None:
 def _exported(done: subprocess.CompletedProcess, cwd: Path) -> None:
     meta = json.loads((cwd / "out" / "sst2-onnx" / "taskkit.json").read_text(encoding="utf-8"))
     assert meta["task"] == "sentiment" and (cwd / "out" / "sst2-onnx" / "model.onnx").is_file()
+
+
+def _exported_ner(done: subprocess.CompletedProcess, cwd: Path) -> None:
+    meta = json.loads((cwd / "out" / "wikiann-5-onnx" / "taskkit.json").read_text(encoding="utf-8"))
+    assert (meta["task"], meta["format"], meta["settings"]["exported_from"]) == ("ner", "onnx.v1", "torch.v1")
+
+
+def _exported_zero_shot(done: subprocess.CompletedProcess, cwd: Path) -> None:
+    out = cwd / "out" / "ag-zs-onnx"
+    meta = json.loads((out / "taskkit.json").read_text(encoding="utf-8"))
+    assert (meta["task"], meta["format"], meta["settings"]["exported_from"]) == ("topic", "zero-shot-onnx.v1",
+                                                                                "zero-shot.v1")
+    assert (out / "nli" / "model.onnx").is_file() and (out / "encoder" / "model.onnx").is_file()
+    text = "Oil prices jumped after the OPEC meeting."  # labelled as the torch folder labels it in the README
+    proc = subprocess.run([*taskkit_command(), "predict", "out/ag-zs-onnx", text], cwd=cwd, capture_output=True,
+                          text=True, env=subprocess_env(), timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["predicted"] == "Business"
+
+
+def _entities(text: str) -> Callable[..., None]:
+    """``check`` for ``taskkit predict`` of a NER folder: the text's record, entities with their offsets."""
+    def check(done: subprocess.CompletedProcess, cwd: Path) -> None:
+        records = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [r["text"] for r in records] == [text] and isinstance(records[0]["entities"], list)
+        for entity in records[0]["entities"]:
+            assert text[entity["start"]:entity["end"]] == entity["text"] and entity["type"] in ("PER", "ORG", "LOC")
+    return check
 
 
 def _served(models: dict[str, set[str]]) -> Callable[..., None]:
@@ -278,7 +309,7 @@ BLOCK_COMMANDS: dict[str, Case] = {
         Case(_run_report("sentiment", "few-shot", "runs/sst2-8", shots=8), TRAIN),
     "taskkit run intent --mode few-shot --shots 8 --data ../shared/datasets/intent/clinc150":
         Case(_run_report("intent", "few-shot", "runs/intent-few-shot", shots=8), TRAIN),
-    "taskkit run ner --mode few-shot --shots 5 --data ../shared/datasets/ner/wikiann_en --out runs/wikiann-5":
+    WIKIANN_RUN:
         Case(_few_shot_structured("ner", "runs/wikiann-5", 5), TRAIN),
     "taskkit run relation --mode few-shot --shots 8 --data ../shared/datasets/relation/semeval2010_task8 "
     "--out runs/semeval-8": Case(_few_shot_structured("relation", "runs/semeval-8", 8), TRAIN),
@@ -290,6 +321,7 @@ BLOCK_COMMANDS: dict[str, Case] = {
         Case(_predictions(["Oil prices jumped after the OPEC meeting."], AG_LABELS, ["Business"]),
              after=(AG_ZS_RUN,)),
     DISTILL_RUN: Case(_run_report("topic", "distill", "runs/ag-student"), TRAIN, after=(AG_ZS_RUN,)),
+    ZS_EXPORT: Case(_exported_zero_shot, after=(AG_ZS_RUN,)),
     "taskkit options sentiment --mode peft": Case(_options),
     ONNX_EXPORT: Case(_exported, after=(SST2_RUN,)),
     'taskkit predict out/sst2-onnx "a gripping, beautifully shot film"':
@@ -297,6 +329,9 @@ BLOCK_COMMANDS: dict[str, Case] = {
     "taskkit serve runs/sst2 runs/ag-zs --port 8000": Case(_served({"sst2": SENTIMENT, "ag-zs": AG_LABELS}),
                                                            after=(SST2_RUN, AG_ZS_RUN), server=True),
     "taskkit serve out/sst2-onnx": Case(_served({"sst2-onnx": SENTIMENT}), after=(ONNX_EXPORT,), server=True),
+    NER_EXPORT: Case(_exported_ner, after=(WIKIANN_RUN,)),
+    'taskkit predict out/wikiann-5-onnx "Angela Merkel visited Paris."':
+        Case(_entities("Angela Merkel visited Paris."), after=(NER_EXPORT,)),
 }
 
 

@@ -1,10 +1,13 @@
 """``taskkit export``: a saved model folder as an ONNX model folder that runs without torch.
 
 :func:`export_model` loads a model folder, checks that its predictor runs one torch module that
-can be traced (full, merged or unmerged peft models of sequence and pair classification tasks),
+can be traced (full, merged or unmerged peft and few-shot models of sequence and pair
+classification, NER and relation tasks),
 writes the graph (:mod:`taskkit.export.onnx`), optionally quantizes it to int8
 (:mod:`taskkit.export.quantize`) and saves a model folder of format ``onnx.v1`` that
 :class:`taskkit.export.onnx_predictor.OnnxPredictor` loads with onnxruntime and ``tokenizers`` only.
+A zero-shot model (an ensemble's member too) is exported by :mod:`taskkit.export.zero_shot_onnx`:
+its backends' graphs, its settings and scoring as they are (format ``zero-shot-onnx.v1``).
 """
 
 from __future__ import annotations
@@ -41,10 +44,15 @@ def export_model(src: str | Path, out: str | Path, fmt: str = "onnx", quantize: 
 def _check(predictor: Predictor, where: str) -> None:
     from taskkit.ensemble import EnsemblePredictor
     from taskkit.export.onnx import exportable
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
 
     if isinstance(predictor, EnsemblePredictor):
         for i, member in enumerate(predictor.members):
             _check(member, f"{where}: ensemble member {i}")
+    elif isinstance(predictor, ZeroShotPredictor):  # its backends' graphs, its scoring as it is
+        from taskkit.export.zero_shot_onnx import check
+
+        check(predictor, where)
     else:
         exportable(predictor, where)
 
@@ -53,7 +61,12 @@ def _export(predictor: Predictor, out: Path, quantize: str | None, where: str) -
     """An ensemble as an ensemble of exported members (weights kept); any other predictor as one graph."""
     from taskkit.ensemble import EnsemblePredictor
     from taskkit.export.onnx import exportable, save_onnx
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
 
+    if isinstance(predictor, ZeroShotPredictor):
+        from taskkit.export.zero_shot_onnx import export_zero_shot
+
+        return export_zero_shot(predictor, out, quantize)
     if not isinstance(predictor, EnsemblePredictor):
         return save_onnx(exportable(predictor, where), out, quantize)
     from taskkit.artifacts import write_atomically

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,16 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+class Measured:
+    """A pure ASGI middleware that hands every request to ``handler(scope, receive, send, app)``."""
+
+    def __init__(self, app: Any, handler: Callable[..., Any]) -> None:
+        self.app, self.handler = app, handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.handler(scope, receive, send, self.app)
 
 
 class Failure(Exception):
@@ -120,20 +130,30 @@ def create_app(models: dict[str, Path], *, max_batch: int = 64, max_wait_ms: flo
     app.state.served = served
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def measure_and_authorise(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        if api_key is not None and request.url.path not in OPEN_ROUTES and not _authorised(request, api_key):
-            response: Response = _error(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
+    async def measure_and_authorise(scope: Any, receive: Any, send: Any, inner: Any) -> None:
+        """The API key check and the request metrics, as plain ASGI (Starlette's ``BaseHTTPMiddleware``
+        wraps every request and response in extra tasks and streams: a cost paid per request)."""
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        if api_key is not None and scope["path"] not in OPEN_ROUTES and not _authorised(Request(scope), api_key):
+            response = _error(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
             response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, sending)
         else:
-            response = await call_next(request)
-        route = request.scope.get("route")
+            await inner(scope, receive, sending)
+        route = scope.get("route")  # set by the router on this same scope
         path = getattr(route, "path", None) or "unmatched"
-        name = request.scope.get("path_params", {}).get("name", "")
-        metrics.observe_request(name if name in served else "", path, response.status_code,
-                                time.perf_counter() - started)
-        return response
+        name = scope.get("path_params", {}).get("name", "")
+        metrics.observe_request(name if name in served else "", path, status[0], time.perf_counter() - started)
+
+    app.add_middleware(Measured, handler=measure_and_authorise)
 
     @app.exception_handler(Failure)
     async def _failure(request: Request, exc: Failure) -> Response:
