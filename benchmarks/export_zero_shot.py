@@ -115,8 +115,8 @@ def main() -> None:
          "averaged with a zero-shot member). Every setting is taskkit's default; nothing was chosen on test."),
         "",
         ("int8: `taskkit export --quantize int8`, the same quantization for every graph (taskkit/export/quantize.py: "
-         "onnxruntime's dynamic quantization, weights per output channel, MatMuls only, the feed-forward "
-         "down-projections kept fp32)."),
+         "graphs fused by onnxruntime's transformer optimizer, dynamic quantization, weights per output channel, "
+         "weight MatMuls only, those whose inputs have outliers (measured at export) kept fp32)."),
         "",
         *lines,
         "",
