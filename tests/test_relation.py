@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import RELATION_ROWS, write_jsonl
 from taskkit.contracts import RunConfig
 from taskkit.errors import TaskkitError
 
@@ -20,13 +20,7 @@ def row(text: str, head: str, tail: str, label: str, **extra) -> dict:
             "tail": {"start": t, "end": t + len(tail), **extra.get("tail_extra", {})}, "label": label}
 
 
-ROWS = [
-    row("The fire was caused by a spark.", "spark", "fire", "Cause-Effect(e1,e2)"),
-    row("The spark caused the fire.", "fire", "spark", "Cause-Effect(e2,e1)"),
-    row("The engine is part of the car.", "engine", "car", "Component-Whole(e1,e2)"),
-    row("The car has a big engine.", "car", "engine", "Component-Whole(e2,e1)"),
-    row("The man saw a dog yesterday.", "man", "dog", "Other"),
-]
+ROWS = RELATION_ROWS  # conftest's, the rows every relation test trains on
 
 
 def test_semeval_score_counts_direction_and_leaves_other_out():

@@ -14,6 +14,7 @@ says nothing: fusion is an optimisation, never a change of the model.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +43,21 @@ def fuse(graph: Path, body: Any, tokenizer: Any) -> bool:
 
     from onnxruntime.transformers.optimizer import optimize_model
 
-    fused = graph.with_name(graph.stem + ".fused.onnx")
     quiet = logging.getLogger("onnxruntime.transformers")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its notes on fusions that did not apply
-    try:
-        optimize_model(str(graph), model_type="bert", num_heads=int(heads), hidden_size=int(hidden)) \
-            .save_model_to_file(str(fused))
-    except Exception:  # noqa: BLE001 -- an optimizer failure leaves the unfused graph, which is correct
-        return False
-    finally:
-        quiet.setLevel(level)
-    if not same_outputs(graph, fused, tokenizer):
-        fused.unlink()
-        return False
-    shutil.move(str(fused), str(graph))
+    with tempfile.TemporaryDirectory(prefix="taskkit-fuse-") as scratch:  # its own: nothing else is touched
+        fused = Path(scratch) / graph.name
+        try:
+            optimize_model(str(graph), model_type="bert", num_heads=int(heads), hidden_size=int(hidden)) \
+                .save_model_to_file(str(fused))
+        except Exception:  # noqa: BLE001 -- an optimizer failure leaves the unfused graph, which is correct
+            return False
+        finally:
+            quiet.setLevel(level)
+        if not same_outputs(graph, fused, tokenizer):
+            return False
+        shutil.copyfile(fused, graph)  # graph: the exporter's own scratch file
     return True
 
 

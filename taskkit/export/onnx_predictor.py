@@ -31,26 +31,10 @@ class OnnxPredictor(Predictor):
     calibration = SavedCalibration()  # the exported model's, applied as the torch predictor does
 
     def __init__(self, path: Path, task: Task, labels: LabelSpace, mode: str, settings: dict[str, Any]) -> None:
-        import onnxruntime
-        from tokenizers import Tokenizer
-
         self.path, self.task, self.labels, self.mode = path, task, labels, mode
         self.settings = dict(settings)
-        for name in (GRAPH, TOKENIZER):
-            if not (path / name).is_file():
-                raise TaskkitError(f"{path}: ONNX model folder has no {name}")
-        try:
-            self.tokenizer = Tokenizer.from_file(str(path / TOKENIZER))
-        except Exception as exc:  # noqa: BLE001 -- tokenizers raises plain Exception on a corrupt file
-            raise TaskkitError(f"{path / TOKENIZER}: corrupt tokenizer ({str(exc).splitlines()[0][:120]})") from None
-        try:
-            self.session = onnxruntime.InferenceSession(str(path / GRAPH), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 -- onnxruntime's own error types, not exported
-            raise TaskkitError(f"{path / GRAPH}: cannot load ({str(exc).splitlines()[0][:160]})") from None
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer, self.session = tokenizer(path), session(path)  # no padding, no truncation yet
         max_length = int(self.settings.get("max_length", 128))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
         # a task whose encoding is its own (token windows, entity markers) tokenizes whole texts itself
         self.own_encoding = task.encode_fast([], self.tokenizer, labels, max_length) is not None
         if not self.own_encoding:  # cut at max_length; else overlapping windows, as transformers makes them with stride
@@ -78,27 +62,9 @@ class OnnxPredictor(Predictor):
         return features, owners
 
     def run(self, features: Sequence[Features]) -> list[np.ndarray]:
-        """The graph's logits per feature, in length-sorted padded batches; a per-token output is cut
-        back to its feature's own length."""
-        lengths = [len(f["input_ids"]) for f in features]
-        order = sorted(range(len(features)), key=lambda i: -lengths[i])
-        size = int(self.settings.get("eval_batch_size", 128))
-        pad = int(self.settings.get("pad_token_id", 0))
-        logits: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(features)
-        for start in range(0, len(order), size):
-            batch = order[start : start + size]
-            width = max(lengths[i] for i in batch)
-            feed = {}
-            for name in self.inputs:
-                values = [features[i][name] for i in batch]
-                if isinstance(values[0], (list, tuple)):  # per token: padded (ids with the pad id, the rest 0)
-                    fill = pad if name == "input_ids" else 0
-                    values = [list(v) + [fill] * (width - len(v)) for v in values]
-                feed[name] = np.asarray(values, dtype=np.int64)
-            out = self.session.run(["logits"], feed)[0]
-            for row, i in zip(out, batch):
-                logits[i] = row[: lengths[i]] if row.ndim == 2 else row
-        return logits
+        """The graph's logits per feature (:func:`run_session`)."""
+        return run_session(self.session, features, int(self.settings.get("pad_token_id", 0)),
+                           int(self.settings.get("eval_batch_size", 128)), "logits")
 
     def predict_logits(self, inputs: Sequence[Any]) -> Any:
         """Logits per input: a matrix (a row per input, windows averaged), or for a token task one
@@ -139,3 +105,58 @@ class OnnxPredictor(Predictor):
     def load(cls, path: Path, task: Task, metadata: dict[str, Any]) -> OnnxPredictor:
         labels = LabelSpace(tuple(metadata["labels"]), bool(metadata.get("multi_label")))
         return cls(path, task, labels, metadata["mode"], metadata.get("settings", {}))
+
+
+def session(folder: Path) -> Any:
+    """An onnxruntime session of ``folder``'s graph (CPU), or one line saying why not."""
+    import onnxruntime
+
+    file = folder / GRAPH
+    if not file.is_file():
+        raise TaskkitError(f"{folder}: ONNX model folder has no {GRAPH}")
+    try:
+        return onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 -- onnxruntime's own error types, not exported
+        raise TaskkitError(f"{file}: cannot load ({str(exc).splitlines()[0][:160]})") from None
+
+
+def tokenizer(folder: Path) -> Any:
+    from tokenizers import Tokenizer
+
+    file = folder / TOKENIZER
+    if not file.is_file():
+        raise TaskkitError(f"{folder}: ONNX model folder has no {TOKENIZER}")
+    try:
+        loaded = Tokenizer.from_file(str(file))
+    except Exception as exc:  # noqa: BLE001 -- tokenizers raises plain Exception on a corrupt file
+        raise TaskkitError(f"{file}: corrupt tokenizer ({str(exc).splitlines()[0][:120]})") from None
+    loaded.no_padding()
+    loaded.no_truncation()
+    return loaded
+
+
+def run_session(graph: Any, features: Sequence[Features], pad_id: int, batch_size: int, output: str,
+                max_tokens: int | None = None) -> list[np.ndarray]:
+    """``output`` of each feature, in input order: length-sorted batches (at most ``max_tokens``
+    padded tokens each), per-token inputs padded to their longest (ids with ``pad_id``, the rest
+    0), as the kernel's inference batches them; a per-token output is cut back to its feature's
+    own length. Inputs the graph takes per example (a marker's position) are fed as they are."""
+    names = [i.name for i in graph.get_inputs()]
+    lengths = [len(f["input_ids"]) for f in features]
+    order = sorted(range(len(features)), key=lambda i: -lengths[i])
+    rows: list[np.ndarray] = [np.zeros(0, np.float32)] * len(features)
+    start = 0
+    while start < len(order):
+        width = max(1, lengths[order[start]])
+        size = max(1, min(batch_size, max_tokens // width)) if max_tokens else batch_size
+        batch, start = order[start : start + size], start + size
+        feed = {}
+        for name in names:
+            values = [features[i][name] for i in batch]
+            if isinstance(values[0], (list, tuple)):
+                fill = pad_id if name == "input_ids" else 0
+                values = [list(v) + [fill] * (width - len(v)) for v in values]
+            feed[name] = np.asarray(values, dtype=np.int64)
+        for row, i in zip(graph.run([output], feed)[0], batch):
+            rows[i] = (row[: lengths[i]] if row.ndim == 2 else row).astype(np.float32)
+    return rows

@@ -14,62 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from taskkit.errors import TaskkitError
+from taskkit.export.onnx_predictor import run_session, session, tokenizer
 from taskkit.hypothesis_scoring import MAX_TOKENS, PairLayout, PairScorer, TextEncoder
-
-GRAPH = "model.onnx"
-TOKENIZER = "tokenizer.json"
-
-
-def session(folder: Path) -> Any:
-    """An onnxruntime session of ``folder``'s graph (CPU), or one line saying why not."""
-    import onnxruntime
-
-    file = folder / GRAPH
-    if not file.is_file():
-        raise TaskkitError(f"{folder}: exported zero-shot model has no {GRAPH}")
-    try:
-        return onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 -- onnxruntime's own error types, not exported
-        raise TaskkitError(f"{file}: cannot load ({str(exc).splitlines()[0][:160]})") from None
-
-
-def tokenizer(folder: Path) -> Any:
-    from tokenizers import Tokenizer
-
-    file = folder / TOKENIZER
-    if not file.is_file():
-        raise TaskkitError(f"{folder}: exported zero-shot model has no {TOKENIZER}")
-    try:
-        loaded = Tokenizer.from_file(str(file))
-    except Exception as exc:  # noqa: BLE001 -- tokenizers raises plain Exception on a corrupt file
-        raise TaskkitError(f"{file}: corrupt tokenizer ({str(exc).splitlines()[0][:120]})") from None
-    loaded.no_padding()
-    loaded.no_truncation()
-    return loaded
-
-
-def run_session(graph: Any, features: Sequence[dict[str, list[int]]], pad_id: int, batch_size: int,
-                output: str, max_tokens: int | None = None) -> list[np.ndarray]:
-    """``output`` of each feature, in input order: length-sorted batches (at most ``max_tokens``
-    padded tokens each), padded to their longest (as the kernel's inference batches them)."""
-    names = [i.name for i in graph.get_inputs()]
-    lengths = [len(f["input_ids"]) for f in features]
-    order = sorted(range(len(features)), key=lambda i: -lengths[i])
-    rows: list[np.ndarray] = [np.zeros(0, np.float32)] * len(features)
-    start = 0
-    while start < len(order):
-        width = max(1, lengths[order[start]])
-        size = max(1, min(batch_size, max_tokens // width)) if max_tokens else batch_size
-        batch, start = order[start : start + size], start + size
-        feed = {}
-        for name in names:
-            fill = pad_id if name == "input_ids" else 0
-            feed[name] = np.asarray([list(features[i][name]) + [fill] * (width - lengths[i]) for i in batch],
-                                    dtype=np.int64)
-        for row, i in zip(graph.run([output], feed)[0], batch):
-            rows[i] = row.astype(np.float32)
-    return rows
 
 
 class OnnxPairScorer(PairScorer):
