@@ -210,6 +210,11 @@ def test_predicting_exported_ner_and_relation_imports_no_torch(folders: dict[str
         assert [set(r) for r in got] == [set(r) for r in want]  # the torch model's record shape
         if kind == "relation-fp32":
             assert [r["predicted"] for r in got] == [r["predicted"] for r in want]
+    from taskkit.cli import main  # the relation export as a user types it
+
+    assert main(["export", str(folders["relation"]), str(tmp_path / "rel-cli"), "--format", "onnx"]) == 0
+    got = predict(str(tmp_path / "rel-cli"), "--input", str(inputs))
+    assert [r["predicted"] for r in got] == [r["predicted"] for r in want]
 
 
 def test_serving_an_exported_ner_folder_answers_like_the_torch_one(folders: dict[str, Path]) -> None:
