@@ -156,8 +156,9 @@ def main() -> None:
         (f"Model: `{model_dir}` ({describe(model_dir)}); {len(texts)} SST-2 test texts. "
         f"Export (fp32 graph, opset 17): {export_seconds:.1f} s; model.onnx {sizes['fp32']:.1f} MB fp32, "
         f"{sizes['int8']:.1f} MB int8 (taskkit/export/quantize.py: the graph fused by onnxruntime's "
-        f"transformer optimizer, weights per channel, fp32 kept for the embeddings and for the MatMuls whose "
-        f"inputs have outliers, measured at export). Speed: the median of {args.repeat} rounds, the backends interleaved. Threads: library defaults on {os.cpu_count()} cores; load average "
+        f"transformer optimizer, weights per channel, fp32 kept for the embeddings; a MatMul whose input has "
+        f"outliers, measured at export, has its few outlier input channels split off into a small fp32 MatMul, "
+        f"taskkit/export/outliers.py). Speed: the median of {args.repeat} rounds, the backends interleaved. Threads: library defaults on {os.cpu_count()} cores; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (a load above the benchmark's own means other jobs shared the cores)."),
         "",
         "| | labels identical to torch fp32 | max abs prob diff | accuracy |",

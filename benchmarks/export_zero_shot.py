@@ -116,7 +116,8 @@ def main() -> None:
         "",
         ("int8: `taskkit export --quantize int8`, the same quantization for every graph (taskkit/export/quantize.py: "
          "graphs fused by onnxruntime's transformer optimizer, dynamic quantization, weights per output channel, "
-         "weight MatMuls only, those whose inputs have outliers (measured at export) kept fp32)."),
+         "weight MatMuls only; a MatMul whose input has outliers (measured at export) has its few outlier input "
+         "channels split off into a small fp32 MatMul, taskkit/export/outliers.py)."),
         "",
         *lines,
         "",

@@ -89,6 +89,20 @@ def run_setfit(train, test, names: list[str], model_dir: str, seed: int, iterati
     return [names[int(i)] for i in predicted], seconds, cpu
 
 
+def development_texts(data: str, shots: list[dict]) -> list[dict]:
+    """``--eval-split dev``: the data's dev split, else its train examples that are not among the shots
+    (for choosing methods and settings without looking at test)."""
+    import gzip
+
+    folder = DATASETS / data
+    if (folder / "dev.jsonl.gz").is_file():
+        with gzip.open(folder / "dev.jsonl.gz", "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    taken = {e["text"] for e in shots}
+    with gzip.open(folder / "train.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [row for row in map(json.loads, f) if row["text"] not in taken]
+
+
 def scores(task, labels, test, predicted) -> dict[str, float]:
     m = task.metrics(task.gold(test, labels), predicted, labels)
     return {k: float(m[k]) for k in METRICS if k in m}
@@ -108,7 +122,7 @@ def run_seed(args: argparse.Namespace, seed: int, task, mode, model_dir: str, sc
 
     config = api.make_config(mode.defaults, shots=args.shots, seed=seed, progress=False)
     splits = load_splits(task, DATASETS / args.data, config)
-    test = splits.test
+    test = splits.test if args.eval_split == "test" else development_texts(args.data, splits.train)
     if args.test_size and len(test) > args.test_size:
         test = random.Random(0).sample(test, args.test_size)  # the same subset for every seed
     names = sorted(task.label_space(splits.train).names)
@@ -124,6 +138,7 @@ def run_seed(args: argparse.Namespace, seed: int, task, mode, model_dir: str, sc
     options: list[str] = []  # (codes have no descriptions: the task's are keyed by the original names)
     for option in args.option:
         options += ["--option", option]
+    options += args.flag
     run: dict = {"seed": seed, "train_examples": len(train), "test_examples": len(test), "labels": shown,
                  "scores": {}, "wall": {}, "cpu": {}}
     metrics, seconds, cpu = taskkit_cli([args.task, "--mode", "few-shot", "--data", str(folder), "--shots",
@@ -167,19 +182,19 @@ def report(args: argparse.Namespace, runs: list[dict], commands: list[str]) -> s
         if s in r["wall"] else "-" for s in SYSTEMS[:3]) + " |" for r in runs]
     trained = [float(r["training"]["train_seconds"]) for r in runs]
     shown, n_test = runs[0]["labels"], runs[0]["test_examples"]
-    test_note = f"a fixed seeded subset of {n_test} test examples" if args.test_size else f"all {n_test} test examples"
+    split = "test" if args.eval_split == "test" else "development (dev split, else train outside the shots)"
+    test_note = f"a fixed seeded subset of {n_test} {split} examples" if args.test_size else f"all {n_test} {split} examples"
     labels_note = ("every label replaced by an opaque code (" + ", ".join(shown[:4]) + ", ...), no descriptions"
                    if args.codes else "the data's label names")
-    return ("Commands (each with `nice -n 5 env OMP_NUM_THREADS=1`; 2 cores shared with other engineers' jobs, "
-            "load average 13-30 during these runs, so wall times are inflated several times over):\n\n"
+    return (f"Commands ({args.note}):\n\n"
             + "\n".join(f"    {c}" for c in commands) + "\n\n"
             f"{args.data}, {args.shots} per class, seeds {[r['seed'] for r in runs]}, {labels_note}; packaged MiniLM; "
             f"evaluated on {test_note}. Both systems read the same sampled training file (no dev file). Mean ± "
             f"population std over seeds (in %). Wall time: taskkit = the whole `taskkit run` command (model loading, "
             f"training, scoring the test file; metrics.json's train_seconds averaged {statistics.mean(trained):.1f} s, "
             f"max {max(trained):.1f}); setfit = loading and training (its test scoring not counted). CPU time: user + "
-            f"system seconds of the same (one torch thread each: on an idle core wall time is about the CPU time). "
-            f"taskkit options: {args.option or 'defaults'} (contrastive phase as long as setfit's at "
+            f"system seconds of the same. "
+            f"taskkit options: {args.option + args.flag or 'defaults'} (contrastive phase as long as setfit's at "
             f"num_iterations=20 in texts encoded, at most 100 steps of 32 texts, lr 2e-5: setfit's paper settings, "
             f"not tuned; the label names' shares: cross-validation on the shots; nothing was chosen on a test "
             f"split). setfit: body lr 2e-5, batch 16, 1 epoch, "
@@ -198,16 +213,23 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--test-size", type=int, default=0, help="score a fixed seeded subset of test (0: all)")
+    parser.add_argument("--eval-split", choices=("test", "dev"), default="test",
+                        help="dev: score the dev split (else train examples outside the shots) instead of test, "
+                             "to choose methods on; such runs print only")
     parser.add_argument("--codes", action="store_true", help="every label an opaque code, no descriptions")
     parser.add_argument("--no-setfit", action="store_true")
     parser.add_argument("--setfit-defaults", action="store_true", help="also setfit at the Trainer's defaults")
     parser.add_argument("--no-zero-shot", action="store_true", help="(the zero-shot row runs with the first seed)")
     parser.add_argument("--option", action="append", default=[], help="few-shot KEY=VALUE")
+    parser.add_argument("--flag", action="append", default=[], help="a `taskkit run` flag for the few-shot runs, "
+                                                                     "e.g. --flag=--max-length=128")
     parser.add_argument("--section", default=None)
     parser.add_argument("--dump", default=None, help="write the raw per-seed results (JSON) here, no section")
     parser.add_argument("--combine", nargs="+", default=None,
                         help="write the section from these --dump files (seeds run as separate processes)")
     parser.add_argument("--no-write", action="store_true", help="print only (exploration)")
+    parser.add_argument("--note", default="default torch threads (both cores), nothing else running",
+                        help="how the machine was used during the run (said in RESULTS.md)")
     args = parser.parse_args()
     from _common import command_line
 
@@ -237,7 +259,7 @@ def main() -> None:
         if zero is not None:
             r["scores"]["taskkit zero-shot"] = zero
     body = report(args, runs, commands)
-    if args.no_write:
+    if args.no_write or args.eval_split == "dev":
         print(body)
         return
     write_section(args.section or f"few-shot {args.data}{' codes' if args.codes else ''} {args.shots}-shot", body)

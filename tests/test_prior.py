@@ -44,7 +44,7 @@ def test_blend_ends_are_the_regression_and_the_scaled_cosine_classifier():
 def _folds(x, y, prior, zero, seed=0):
     from taskkit_plugins.few_shot.prior import untrained_folds
 
-    return untrained_folds(x, y, prior, zero, seed)
+    return untrained_folds(x, y, prior, None if zero is None else {"zero": zero}, seed)
 
 
 def _one_hot(y, n, sharp=0.9):
@@ -110,3 +110,41 @@ def test_contrastive_length_follows_setfit_iterations_and_is_capped():
     assert contrastive_steps(32, 32, 20, 100) == 80
     assert contrastive_steps(616, 32, 20, 100) == 100
     assert contrastive_steps(2, 32, 1, 100) == 1
+
+
+def test_the_shots_choose_which_zero_shot_backend_to_trust():
+    """A two-backend member: where the NLI backend knows the labels and the cosines do not, the
+    shots give the NLI share 1 (and 0 the other way round); the choice is in metrics' shares."""
+    from taskkit_plugins.few_shot.prior import choose_shares, untrained_folds
+
+    rng = np.random.default_rng(7)
+    y = np.repeat(np.arange(4), 8)
+    x = rng.normal(size=(32, 16))  # examples that say nothing
+    telling, noise = _one_hot(y, 4, 0.8), rng.dirichlet(np.ones(4) * 5, size=len(y))
+    prior = rng.normal(size=(4, 16))
+    for nli, embedding, share in ((telling, noise, 1.0), (noise, telling, 0.0)):
+        folds = untrained_folds(x, y, prior, {"nli": nli, "embedding": embedding}, seed=0)
+        shares = choose_shares(folds, seed=0)
+        assert shares.weight > 0 and shares.nli == share, shares.as_dict()
+        assert shares.as_dict()["member_nli_share"] == share
+
+
+def test_the_member_mix_stays_at_the_default_when_the_shots_cannot_tell():
+    """Two backends about as good (each right 75% of the time, wrong on different examples): a few
+    dozen held-out examples cannot tell them apart beyond noise, so the member keeps zero-shot's
+    default mix instead of following the fold's luck."""
+    from taskkit_plugins.few_shot.prior import DEFAULT_NLI_SHARE, choose_shares, untrained_folds
+
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(4), 8)
+    x = rng.normal(size=(32, 16))
+    moved = 0
+    for seed in range(5):
+        parts = {}
+        for name in ("nli", "embedding"):
+            guess = np.where(np.random.default_rng(seed * 10 + len(name)).random(len(y)) < 0.25, (y + 1) % 4, y)
+            parts[name] = _one_hot(guess, 4, 0.7)
+        shares = choose_shares(untrained_folds(x, y, rng.normal(size=(4, 16)), parts, seed=0), seed=0)
+        assert shares.weight > 0, shares.as_dict()  # the names are worth something here
+        moved += shares.nli != DEFAULT_NLI_SHARE
+    assert moved == 0

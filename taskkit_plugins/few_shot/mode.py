@@ -101,6 +101,12 @@ class FewShotMode(Mode):
         else:
             predictor, info = fit_taskkit(task, splits, config, labels, opts, zero)
             weight = info.get("zero_shot_share", weight)
+            nli_share = (info.get("shares") or {}).get("member_nli_share")
+            if nli_share is not None:  # the two backends' mix inside the member, as the shots chose
+                from taskkit.zero_shot_predictor import ZeroShotPredictor
+
+                assert isinstance(zero, ZeroShotPredictor)  # only a two-backend member has that share
+                zero.settings["nli_share"] = nli_share
         if zero is not None and weight > 0:
             from taskkit.ensemble import EnsemblePredictor
 
@@ -187,7 +193,7 @@ def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any
     if opts.head != "logistic":
         mixes = (0.0,)
     weights = WEIGHTS if opts.zero_shot_weight is None else (opts.zero_shot_weight,)
-    p_zero = zero.predict_proba(texts) if zero is not None else None
+    p_zero = zero_parts(zero, texts) if zero is not None else None
     x = embed(body, tokenizer, texts, config.max_length, config.precision)
     prior = embed(body, tokenizer, prompts, config.max_length, config.precision)
     folds = untrained_folds(x, y, prior, p_zero, config.seed)
@@ -222,6 +228,17 @@ def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any
         return shares
     return choose_shares(trained, config.seed, mixes, weights,
                          f"cross-validation, {len(trained)} folds each trained contrastively")
+
+
+def zero_parts(zero: Predictor, texts: list[str]) -> dict[str, np.ndarray]:
+    """The zero-shot member's probabilities of ``texts`` per backend (``nli``, ``embedding``) when
+    it mixes two, so that the shots can choose their mix; else its probabilities as ``zero``."""
+    from taskkit.hypothesis_scoring import softmax
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
+
+    if isinstance(zero, ZeroShotPredictor) and zero.settings["backend"] == "both" and not zero.labels.multi_label:
+        return {name: softmax(logits) for name, logits in zero.backend_logits(texts).items()}
+    return {"zero": zero.predict_proba(texts)}
 
 
 def settings_of(config: RunConfig, head: str) -> dict[str, Any]:

@@ -6,7 +6,11 @@ zero-shot classifier (share ``weight``). How much either helps depends on the da
 "positive"/"negative" are nearly a classifier by themselves, Banking77's "card_arrival" much less,
 an opaque code (``L3``) nothing. Both shares are therefore chosen together by cross-validation on
 the training examples, over grids that include 0 (the names are worth nothing: they are then not
-used at all) and 1 (the examples add nothing), by held-out cross-entropy.
+used at all) and 1 (the examples add nothing), by held-out cross-entropy. When the zero-shot member
+mixes two backends (an NLI cross-encoder and the bi-encoder's cosines), the labelled shots also
+choose the NLI share of that mix, as a third coordinate of the same grid: which backend reads a
+user's labels better differs from task to task (on SST-2 dev the NLI model alone is 12 points
+above the cosines; on code-like names neither is worth much).
 
 The held-out examples must not have been seen by the body that embeds them, so the folds use
 either the untrained body (cheap; it underrates the examples, which contrastive training makes
@@ -23,25 +27,47 @@ import numpy as np
 #: Candidate shares of the cosine classifier inside the head, and of the zero-shot member in the average.
 MIXES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
+#: Candidate NLI shares inside a two-backend zero-shot member (0.5: the zero-shot mode's default).
+NLI_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_NLI_SHARE = 0.5
+#: The zero-shot member's probabilities per backend (``nli`` and ``embedding``), or one entry
+#: ``zero`` for a member of one backend: a row per example.
+Parts = dict[str, np.ndarray]
 #: The share when there is nothing to cross-validate on (a class with a single example).
 FALLBACK = 0.5
 #: A larger share is taken only when its held-out loss is lower by more than this fraction: noise
 #: in a few dozen held-out examples must not turn worthless names into a share.
 TOLERANCE = 0.005
+#: The member's mix moves off the default only when the held-out examples' mean cross-entropy
+#: falls by more than this many standard errors of the per-example differences.
+SURE = 2.0
 
 
 @dataclass
 class Fold:
     """One split of the training examples: embeddings of its training part and of its held-out
     part, the label prompts' embeddings (by the same body) and the zero-shot member's
-    probabilities on the held-out part (None without one)."""
+    probabilities on the held-out part, per backend (None without a member)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_held: np.ndarray
     y_held: np.ndarray
     prior: np.ndarray
-    zero_held: np.ndarray | None = None
+    zero_held: Parts | None = None
+
+    def zero_at(self, nli: float | None) -> np.ndarray | None:
+        """The member's held-out probabilities at NLI share ``nli`` (None: a one-backend member)."""
+        parts = self.zero_held
+        if parts is None:
+            return None
+        if nli is None or "nli" not in parts:
+            return next(iter(parts.values()))
+        return nli * parts["nli"] + (1 - nli) * parts["embedding"]
+
+
+def held(parts: Parts | None, rows: np.ndarray) -> Parts | None:
+    return None if parts is None else {name: p[rows] for name, p in parts.items()}
 
 
 @dataclass
@@ -49,12 +75,15 @@ class Shares:
     mix: float
     weight: float
     chosen_by: str
-    loss: dict[str, float] = field(default_factory=dict)  # "mix/weight" -> mean held-out cross-entropy
+    loss: dict[str, float] = field(default_factory=dict)  # "mix/weight[/nli]" -> mean held-out cross-entropy
+    nli: float | None = None  # the NLI share inside a two-backend zero-shot member
 
     def as_dict(self) -> dict[str, object]:
         best = sorted(self.loss.items(), key=lambda kv: kv[1])[:5]
-        return {"head": self.mix, "ensemble": self.weight, "chosen_by": self.chosen_by,
-                "best_held_out_loss": dict(best)}
+        shares: dict[str, object] = {"head": self.mix, "ensemble": self.weight}
+        if self.nli is not None:
+            shares["member_nli_share"] = self.nli
+        return {**shares, "chosen_by": self.chosen_by, "best_held_out_loss": dict(best)}
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_labels: int, seed: int,
@@ -97,32 +126,66 @@ def head_weights(x: np.ndarray, y: np.ndarray, prior: np.ndarray, mix: float, se
 
 
 def choose_shares(folds: Sequence[Fold], seed: int, mixes: Sequence[float] = MIXES,
-                  weights: Sequence[float] = WEIGHTS, chosen_by: str = "cross-validation") -> Shares:
-    """The (head share, ensemble share) pair of lowest held-out cross-entropy over ``folds``;
-    ``weights`` is ignored (0) where the folds carry no zero-shot probabilities."""
+                  weights: Sequence[float] = WEIGHTS, chosen_by: str = "cross-validation",
+                  nli_shares: Sequence[float] = NLI_SHARES) -> Shares:
+    """The (head share, ensemble share, member's NLI share) of lowest held-out cross-entropy over
+    ``folds``; ``weights`` is ignored (0) where the folds carry no zero-shot probabilities, and
+    ``nli_shares`` where the member has one backend."""
     from scipy.special import softmax
 
     if not any(f.zero_held is not None for f in folds):
         weights = (0.0,)
-    total = np.zeros((len(mixes), len(weights)))
-    count = 0
+    both = all(f.zero_held is not None and "nli" in f.zero_held for f in folds)
+    nlis: list[float | None] = [*nli_shares] if both else [None]
+    if both and DEFAULT_NLI_SHARE not in nlis:
+        nlis.append(DEFAULT_NLI_SHARE)
+    # each held-out example's cross-entropy at every (head share, ensemble share, member's NLI share)
+    losses = np.zeros((len(mixes), len(weights), len(nlis), sum(len(f.y_held) for f in folds)))
+    start = 0
     for fold in folds:
-        count += len(fold.y_held)
         rows = np.arange(len(fold.y_held))
+        where = slice(start, start + len(rows))
+        start += len(rows)
         for i, mix in enumerate(mixes):
             w, b = head_weights(fold.x_train, fold.y_train, fold.prior, mix, seed)
             head = softmax(fold.x_held @ w.T + b, axis=1)
             for j, weight in enumerate(weights):
-                p = head if fold.zero_held is None or not weight else (1 - weight) * head + weight * fold.zero_held
-                total[i, j] -= np.log(np.clip(p[rows, fold.y_held], 1e-12, None)).sum()
-    total /= max(1, count)
-    best = float(total.min())
-    # the smallest shares (names trusted least) whose loss is within the tolerance of the best
-    order = sorted(((i, j) for i in range(len(mixes)) for j in range(len(weights))),
-                   key=lambda ij: (mixes[ij[0]] + weights[ij[1]], mixes[ij[0]]))
-    i, j = next(ij for ij in order if total[ij] <= best + TOLERANCE * abs(best))
-    loss = {f"{m}/{w}": round(float(total[a, b]), 4) for a, m in enumerate(mixes) for b, w in enumerate(weights)}
-    return Shares(float(mixes[i]), float(weights[j]), chosen_by, loss)
+                for k, nli in enumerate(nlis):
+                    zero = fold.zero_at(nli)
+                    p = head if zero is None or not weight else (1 - weight) * head + weight * zero
+                    losses[i, j, k, where] = -np.log(np.clip(p[rows, fold.y_held], 1e-12, None))
+    total = losses.mean(axis=-1)
+    # the smallest shares (names trusted least) whose loss is within the tolerance of the best; among
+    # NLI shares, the one nearest the zero-shot default
+    def off_default(k: int) -> float:
+        share = nlis[k]
+        return 0.0 if share is None else abs(share - DEFAULT_NLI_SHARE)
+
+    order = sorted(np.ndindex(total.shape), key=lambda ijk: (mixes[ijk[0]] + weights[ijk[1]], mixes[ijk[0]],
+                                                             off_default(ijk[2])))
+
+    def pick(allowed: np.ndarray) -> tuple[int, ...]:
+        best = float(total[allowed].min())
+        return next(ijk for ijk in order if allowed[ijk] and total[ijk] <= best + TOLERANCE * abs(best))
+
+    # first the names must earn a share as the zero-shot classifier a user gets (its default mix):
+    # choosing the mix of two backends on a few dozen examples could otherwise fit noise in a code
+    allowed = np.zeros(total.shape, dtype=bool)
+    allowed[:, :, nlis.index(DEFAULT_NLI_SHARE) if both else 0] = True
+    i, j, k = pick(allowed)
+    if both and weights[j]:  # then the shots may choose the member's mix (and the shares again, with it)
+        allowed[:] = False
+        allowed[:, [b for b, w in enumerate(weights) if w], :] = True
+        other = pick(allowed)
+        # ... only where the held-out examples say so beyond their noise: a backend's sharper (or
+        # softer) probabilities move a few dozen cross-entropies more than its accuracy does
+        gain = losses[i, j, k] - losses[other]
+        if gain.mean() > SURE * gain.std() / np.sqrt(len(gain)):
+            i, j, k = other
+    loss = {"/".join(str(v) for v in (m, w, n) if v is not None): round(float(total[a, b, c]), 4)
+            for a, m in enumerate(mixes) for b, w in enumerate(weights) for c, n in enumerate(nlis)}
+    chosen = nlis[k] if weights[j] else None  # no member in the average: no mix inside it
+    return Shares(float(mixes[i]), float(weights[j]), chosen_by, loss, None if chosen is None else float(chosen))
 
 
 def n_folds(y: np.ndarray, n_labels: int, most: int) -> int:
@@ -131,20 +194,20 @@ def n_folds(y: np.ndarray, n_labels: int, most: int) -> int:
     return min(most, int(counts[counts > 0].min()))
 
 
-def untrained_folds(x: np.ndarray, y: np.ndarray, prior: np.ndarray, zero: np.ndarray | None, seed: int,
+def untrained_folds(x: np.ndarray, y: np.ndarray, prior: np.ndarray, zero: Parts | None, seed: int,
                     folds: int = 4) -> list[Fold]:
     """Stratified folds of the examples embedded once by the untrained body (``zero``: the zero-shot
-    member's probabilities on every example, or None)."""
+    member's probabilities on every example per backend, or None)."""
     from sklearn.model_selection import StratifiedKFold
 
     k = n_folds(y, len(prior), folds)
     if k < 2:
         return []
-    return [Fold(x[tr], y[tr], x[held], y[held], prior, None if zero is None else zero[held])
-            for tr, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y)]
+    return [Fold(x[tr], y[tr], x[out], y[out], prior, held(zero, out))
+            for tr, out in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y)]
 
 
-def trained_folds(y: np.ndarray, n_labels: int, zero: np.ndarray | None, seed: int,
+def trained_folds(y: np.ndarray, n_labels: int, zero: Parts | None, seed: int,
                   embed_fold: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
                   folds: int = 2) -> list[Fold]:
     """Stratified folds, each embedded by a body trained on its training part only:
@@ -155,9 +218,9 @@ def trained_folds(y: np.ndarray, n_labels: int, zero: np.ndarray | None, seed: i
     if k < 2:
         return []
     out = []
-    for tr, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        x_train, x_held, prior = embed_fold(tr, held)
-        out.append(Fold(x_train, y[tr], x_held, y[held], prior, None if zero is None else zero[held]))
+    for tr, rows in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        x_train, x_held, prior = embed_fold(tr, rows)
+        out.append(Fold(x_train, y[tr], x_held, y[rows], prior, held(zero, rows)))
     return out
 
 
