@@ -126,19 +126,16 @@ def head_weights(x: np.ndarray, y: np.ndarray, prior: np.ndarray, mix: float, se
 
 
 def choose_shares(folds: Sequence[Fold], seed: int, mixes: Sequence[float] = MIXES,
-                  weights: Sequence[float] = WEIGHTS, chosen_by: str = "cross-validation",
-                  nli_shares: Sequence[float] = NLI_SHARES) -> Shares:
+                  weights: Sequence[float] = WEIGHTS, chosen_by: str = "cross-validation") -> Shares:
     """The (head share, ensemble share, member's NLI share) of lowest held-out cross-entropy over
-    ``folds``; ``weights`` is ignored (0) where the folds carry no zero-shot probabilities, and
-    ``nli_shares`` where the member has one backend."""
+    ``folds``; ``weights`` is ignored (0) where the folds carry no zero-shot probabilities, and the
+    NLI shares (:data:`NLI_SHARES`) where the member has one backend."""
     from scipy.special import softmax
 
     if not any(f.zero_held is not None for f in folds):
         weights = (0.0,)
     both = all(f.zero_held is not None and "nli" in f.zero_held for f in folds)
-    nlis: list[float | None] = [*nli_shares] if both else [None]
-    if both and DEFAULT_NLI_SHARE not in nlis:
-        nlis.append(DEFAULT_NLI_SHARE)
+    nlis: list[float | None] = [*NLI_SHARES] if both else [None]
     # each held-out example's cross-entropy at every (head share, ensemble share, member's NLI share)
     losses = np.zeros((len(mixes), len(weights), len(nlis), sum(len(f.y_held) for f in folds)))
     start = 0
