@@ -109,7 +109,7 @@ def main() -> None:
     if args.bench == "clinc150":
         chosen = (metrics.get("training") or {}).get("extra", {}).get("oos_threshold", {})
         lines.append(f"oos_threshold=auto chose {chosen.get('chosen')} on dev ({chosen.get('dev_examples')} examples; "
-                     f"objective: {chosen.get('objective')}). Test: in-scope accuracy "
+                     f"rule: {chosen.get('rule')}). Test: in-scope accuracy "
                      f"{metrics.get('in_scope_accuracy', float('nan')):.4f}, oos recall "
                      f"{metrics.get('oos_recall', float('nan')):.4f}, oos precision "
                      f"{metrics.get('oos_precision', float('nan')):.4f} (target: recall >= 0.40 with in-scope >= 0.84: "

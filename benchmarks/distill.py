@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from _common import DATASETS, ROOT, read_jsonl, write_section
 
@@ -44,6 +43,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=1000, help="test texts sampled for scoring (0: all)")
     parser.add_argument("--speed-texts", type=int, default=300, help="test texts both models are timed on")
     parser.add_argument("--out", default=None, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--note", default="nothing else running on the machine",
+                        help="what else ran on the machine, stated in RESULTS.md")
     parser.add_argument("--dry-run", action="store_true", help="print the section instead of writing RESULTS.md")
     args = parser.parse_args()
 
@@ -106,8 +107,8 @@ D: {args.unlabelled} train texts (seeded sample; their gold labels are never rea
 on the texts, the distill run has the teacher label them) and {args.test or 'all'} test texts (seeded sample, the
 same for both; gold labels only score). No dev split: nothing is tuned on gold labels (neither model is calibrated:
 zero-shot calibrates only on a labelled dev split, distill only with `--option calibrate=true`). Settings: all
-defaults, none chosen on these sets. Torch threads: {torch.get_num_threads()}; 2 cores shared with other
-engineers' jobs, so every time here is on a loaded machine (the ratio is of two runs taken back to back).
+defaults, none chosen on these sets. Torch threads: {torch.get_num_threads()} (the default); {args.note}
+(the ratio is of two runs taken back to back).
 
 | data set | test texts | teacher accuracy / macro-F1 | student accuracy / macro-F1 | student - teacher (points) | teacher texts/s | student texts/s | student speed-up | target (>= -1 point, >= 20x) |
 |---|---|---|---|---|---|---|---|---|

@@ -11,10 +11,10 @@ task's ``probabilities``. The core (:func:`for_run`, called by :func:`taskkit.ru
   three folds of the training examples and the calibration is fitted on its out-of-fold logits;
   zero-shot modes use no labels, so they are calibrated only when the data has a dev split.
 
-Single-label: one temperature (``softmax(z / T)``, which never moves the arg-max), or vector
-scaling (``softmax(a * z + b)``, a scale and a bias per class, Guo et al. 2017) where it clearly
-helps: its 5-fold cross-validated dev NLL at least 3% lower than the temperature's and its accuracy
-not lower. Multi-label: one temperature on the sigmoid logits, pivoted at the model's decision cut
+Single-label: one temperature (``softmax(z / T)``, which never moves the arg-max: the default, so
+that calibrating never changes a prediction), or with ``--option calibrate=vector``, vector scaling
+(``softmax(a * z + b)``, a scale and a bias per class, Guo et al. 2017) where it clearly helps: its
+5-fold cross-validated dev NLL at least 3% lower than the temperature's and its accuracy not lower. Multi-label: one temperature on the sigmoid logits, pivoted at the model's decision cut
 (``(z - c) / T + c`` with ``c = logit(cut)``), so that no label's decision moves.
 
 Reported (:func:`scores`): ECE with 15 equal-width bins of the top probability (multi-label: of
@@ -257,12 +257,15 @@ def fit_vector(logits: np.ndarray, gold: np.ndarray, start: Calibration, strengt
 
 
 def choose(logits: np.ndarray, gold: np.ndarray, multi_label: bool, pivot: float = 0.0,
-           seed: int = 42) -> tuple[Calibration, dict[str, Any]]:
-    """The calibration fitted on all of ``logits``: a temperature, or vector scaling where 5-fold
-    cross-validation on these examples says it clearly helps (see the module); with what decided."""
+           seed: int = 42, vector: bool = False) -> tuple[Calibration, dict[str, Any]]:
+    """The calibration fitted on all of ``logits``: a temperature, or (with ``vector``) vector scaling
+    where 5-fold cross-validation on these examples says it clearly helps (see the module); with what
+    decided."""
     import numpy as np
 
     temperature = fit_temperature(logits, gold, multi_label, pivot)
+    if not vector:
+        return temperature, {}
     k = logits.shape[1]
     counts = np.bincount(gold, minlength=k) if not multi_label else None
     if multi_label or counts is None or len(gold) < 10 * k or counts.min() < 5:
@@ -384,9 +387,10 @@ def for_run(predictor: Predictor, mode: Mode, splits: Splits, config: RunConfig)
                                                                          "to calibrate"})
     predictor.calibration = None  # a continued model's old calibration does not fit the new weights
     started = time.perf_counter()
-    wanted = read(config, ModeOptions).calibrate
+    method = read(config, ModeOptions).calibrate
+    wanted = method is not False
     held = held_out(predictor, mode, splits, config) if wanted or splits.dev else None  # no refits for a cut alone
-    report: dict[str, Any] = fit_on(predictor, held, config.seed) if wanted else \
+    report: dict[str, Any] = fit_on(predictor, held, config.seed, method == "vector") if wanted else \
         {"method": "none", "reason": "--option calibrate=false"}
     result = RunCalibration(predictor, report, held if isinstance(held, Held) else None)
     if result.held is not None and not predictor.labels.multi_label:
@@ -400,7 +404,7 @@ def for_run(predictor: Predictor, mode: Mode, splits: Splits, config: RunConfig)
     return result
 
 
-def fit_on(predictor: Predictor, held: Held | str | None, seed: int) -> dict[str, Any]:
+def fit_on(predictor: Predictor, held: Held | str | None, seed: int, vector: bool = False) -> dict[str, Any]:
     """Fit and set ``predictor.calibration`` on ``held``; the report (or why nothing was fitted)."""
     import numpy as np
 
@@ -416,7 +420,7 @@ def fit_on(predictor: Predictor, held: Held | str | None, seed: int) -> dict[str
     if multi:
         cut = min(max(predictor.threshold if predictor.threshold is not None else 0.5, EPS), 1 - EPS)
         pivot = float(np.log(cut) - np.log1p(-cut))
-    calibration, decided = choose(logits, gold, multi, pivot, seed)
+    calibration, decided = choose(logits, gold, multi, pivot, seed, vector)
     predictor.calibration = calibration
     return {**calibration.as_dict(), "fitted_on": held.source, **decided,
             "held_out_nll": {"before": round(nll(logits, gold, multi), 6),

@@ -3,7 +3,8 @@
 Each :class:`~taskkit.contracts.Task` and :class:`~taskkit.contracts.Mode` declares ``Options``, a
 pydantic model (:class:`Options` below: unknown keys forbidden, types strict) whose fields carry
 a type, a default and a one-line description. A run's ``--option`` pairs are parsed here
-(booleans ``true/false/yes/no/on/off/1/0``, numbers, JSON objects and lists, else strings) and
+(booleans ``true/false/yes/no/on/off``, numbers (``1`` and ``0`` also mean true and false for a
+yes-or-no option), JSON objects and lists, else strings) and
 checked against the task's and the mode's options together, before any data is read: an unknown
 key or a wrong type is one :class:`TaskkitError` line naming the key and listing the valid ones.
 ``config.options`` is then the validated object; tasks and modes read typed attributes through
@@ -15,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import typing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,8 +25,8 @@ from taskkit.errors import TaskkitError
 if TYPE_CHECKING:
     from taskkit.contracts import Mode, RunConfig, Task
 
-TRUE = ("true", "yes", "on", "1")
-FALSE = ("false", "no", "off", "0")
+TRUE = ("true", "yes", "on")
+FALSE = ("false", "no", "off")
 
 O = TypeVar("O", bound="Options")
 
@@ -45,8 +46,11 @@ class ModeOptions(Options):
 
     allow_fewer: bool = Field(False, description="with --shots: a class with fewer examples keeps what it has "
                                                  "instead of being an error")
-    calibrate: bool = Field(True, description="fit a temperature on dev (or by cross-validation) so that "
-                                              "probabilities match accuracy; false keeps the model's own")
+    calibrate: bool | Literal["temperature", "vector"] = Field(
+        True, description="fit a temperature on dev (or by cross-validation) so that probabilities match "
+                          "accuracy (true, temperature: never changes a prediction); vector: a scale and a bias "
+                          "per class where cross-validation says they clearly help (may change predictions); "
+                          "false keeps the model's own")
 
 
 def parse_value(text: str) -> Any:
@@ -123,6 +127,7 @@ def _checked(cls: type[O], values: dict[str, Any], where: str) -> O:
         key = unknown[0]
         raise TaskkitError(f"--option {key}={_shown(values[key])}: unknown option for {where} "
                            f"(valid: {', '.join(sorted(cls.model_fields)) or 'none'})")
+    values = {key: _as_flag(cls.model_fields[key].annotation, value) for key, value in values.items()}
     try:
         return cls(**values)
     except ValidationError as exc:
@@ -132,6 +137,14 @@ def _checked(cls: type[O], values: dict[str, Any], where: str) -> O:
         expected = _expected(field.annotation) if field is not None else None
         reason = expected or error["msg"][:1].lower() + error["msg"][1:]
         raise TaskkitError(f"--option {key}={_shown(values.get(key))}: {reason}") from None
+
+
+def _as_flag(annotation: Any, value: Any) -> Any:
+    """``1`` / ``0`` as true / false for an option that takes a boolean and no number."""
+    kinds = set(typing.get_args(annotation)) or {annotation}
+    if bool in kinds and not kinds & {int, float} and type(value) is int and value in (0, 1):
+        return bool(value)
+    return value
 
 
 def _shown(value: Any) -> str:

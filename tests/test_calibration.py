@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -45,6 +45,24 @@ def test_fitting_recovers_the_overconfidence_and_lowers_ece():
     after = scores(np.exp(z) / np.exp(z).sum(1, keepdims=True), gold, False)
     assert after["ece"] < 0.03 < before["ece"]
     assert after["nll"] < before["nll"] and after["brier"] < before["brier"]
+
+
+def test_vector_scaling_only_when_asked_and_where_it_clearly_helps():
+    from taskkit.calibration import choose
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 600)
+    logits = rng.normal(0, 1, (600, 3))
+    logits[np.arange(600), gold] += 2.0
+    logits[:, 0] += 1.5  # a biased model: class 0 favoured everywhere, which a temperature cannot undo
+    default, _ = choose(logits, gold, False)
+    assert default.method == "temperature"
+    asked, decided = choose(logits, gold, False, vector=True)
+    assert asked.method == "vector", decided
+    assert decided["cross_validated_nll"]["vector"] < decided["cross_validated_nll"]["temperature"]
+    unbiased = logits.copy()
+    unbiased[:, 0] -= 1.5
+    assert choose(unbiased * 3, gold, False, vector=True)[0].method == "temperature"  # nothing a bias would fix
 
 
 def test_ece_brier_and_nll_by_hand():
@@ -92,11 +110,11 @@ def test_run_fits_saves_applies_and_reports_calibration(trained_run):
     from taskkit.calibration import Calibration
 
     report = trained_run.metrics["calibration"]
-    assert report["method"] in ("temperature", "vector") and report["fitted_on"].startswith("dev split (30")
+    # the default is a temperature: calibrating never changes a prediction
+    assert report["method"] == "temperature" and report["fitted_on"].startswith("dev split (30")
     for side in ("before", "after"):
         assert set(report["test"][side]) == {"ece", "brier", "nll", "accuracy"}
-    if report["method"] == "temperature":
-        assert report["test"]["after"]["accuracy"] == report["test"]["before"]["accuracy"] == trained_run.metrics["accuracy"]
+    assert report["test"]["after"]["accuracy"] == report["test"]["before"]["accuracy"] == trained_run.metrics["accuracy"]
     assert report["test"]["after"]["nll"] <= report["test"]["before"]["nll"] + 0.05
     saved = json.loads((trained_run.out / "metrics.json").read_text())["calibration"]
     assert saved["test"] == report["test"]
@@ -207,11 +225,11 @@ def test_intent_oos_threshold_auto_chooses_the_cut_on_dev(tiny_model, tmp_path):
     result = api.run("intent", "full", tmp_path / "data", tmp_path / "out", model=str(tiny_model), epochs=1,
                      lr=1e-3, max_length=32, seed=0, progress=False, options={"oos_threshold": "auto"})
     chosen = result.metrics["training"]["extra"]["oos_threshold"]
-    assert chosen["objective"] == "mean of in-scope accuracy and oos recall"
     curve = chosen["curve"]
     assert {"threshold", "in_scope_accuracy", "oos_recall"} <= set(curve[0]) and len(curve) == 50
-    best = max(row["objective"] for row in curve)
-    assert chosen["chosen"] == min(row["threshold"] for row in curve if row["objective"] == best)
+    # the highest cut whose dev in-scope accuracy stays within 2 points of no cut
+    kept = [row["threshold"] for row in curve if row["in_scope_accuracy"] >= curve[0]["in_scope_accuracy"] - 0.02]
+    assert chosen["chosen"] == max(kept) and "within 0.02 of no cut" in chosen["rule"]
     assert result.predictor.threshold == chosen["chosen"] == result.metrics["calibration"].get("threshold",
                                                                                                chosen["chosen"])
     assert taskkit.load(tmp_path / "out").threshold == chosen["chosen"]
@@ -220,6 +238,32 @@ def test_intent_oos_threshold_auto_chooses_the_cut_on_dev(tiny_model, tmp_path):
     row = next(r for r in curve if r["threshold"] == chosen["chosen"])
     outside = [p.max() < chosen["chosen"] for p, e in zip(probabilities, dev) if e["label"] == "oos"]
     assert row["oos_recall"] == pytest.approx(np.mean(outside), abs=1e-4)
+
+
+def test_oos_cut_gives_up_no_more_in_scope_accuracy_than_the_tolerance():
+    from taskkit import registry
+    from taskkit.contracts import LabelSpace, RunConfig
+
+    intent = registry.get_task("intent")
+    labels = LabelSpace(["balance", "transfer", "oos"])
+    rng = np.random.default_rng(0)
+    # in scope: confident and right, with a tail of unsure ones; out of scope: unsure
+    top = np.concatenate([rng.uniform(0.6, 1.0, 90), rng.uniform(0.34, 0.6, 10), rng.uniform(0.34, 0.7, 20)])
+    probabilities = np.stack([top, (1 - top) / 2, (1 - top) / 2], axis=1)
+    dev = [{"text": "x", "label": "balance"}] * 100 + [{"text": "y", "label": "oos"}] * 20
+
+    def cut(**options):
+        return intent.choose_threshold(SimpleNamespace(training=None), dev, labels, RunConfig(options={"oos_threshold": "auto", **options}),
+                                       probabilities)
+
+    default, loose = cut(), cut(oos_tolerance=0.1)
+    assert default > 0.3 and np.mean(top[:100] < default) <= 0.02
+    assert loose > default and 0.02 < np.mean(top[:100] < loose) <= 0.1
+    assert np.mean(top[100:] < loose) > np.mean(top[100:] < default)  # more recall for the accuracy given up
+    assert cut(oos_tolerance=0) <= default
+    # no oos example in dev: the cut still keeps in-scope accuracy, judged on the in-scope examples alone
+    assert intent.choose_threshold(SimpleNamespace(training=None), dev[:100], labels, RunConfig(options={"oos_threshold": "auto"}),
+                                   probabilities[:100]) == default
 
 
 def test_oos_threshold_takes_a_number_or_auto(tmp_path):

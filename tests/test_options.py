@@ -57,14 +57,27 @@ def test_wrong_typed_option_is_one_line(mode, pair, words, tmp_path, capsys):
 
 
 def test_values_are_parsed_in_one_place():
-    assert [parse_value(w) for w in ("true", "Yes", "on", "1")] == [True] * 4
-    assert [parse_value(w) for w in ("false", "no", "OFF", "0")] == [False] * 4
+    assert [parse_value(w) for w in ("true", "Yes", "on")] == [True] * 3
+    assert [parse_value(w) for w in ("false", "no", "OFF")] == [False] * 3
     assert parse_value("16") == 16 and parse_value("0.5") == 0.5 and parse_value("ia3") == "ia3"
     assert parse_value('{"positive": "a good film"}') == {"positive": "a good film"}
     assert parse_pairs(["target_modules=[\"query\", \"value\"]", "a=b=c"]) == {
         "target_modules": ["query", "value"], "a": "b=c"}
     with pytest.raises(TaskkitError, match="expected KEY=VALUE"):
         parse_pairs(["merge"])
+
+
+def test_one_and_zero_are_numbers_for_a_number_and_yes_or_no_for_a_flag():
+    intent, few_shot = registry.get_pair("intent", "few-shot")
+    # a share or a tolerance of 1 (or 0) is a number a user types: not refused as a boolean
+    options = validate(intent, few_shot, parse_pairs(["zero_shot_weight=1", "oos_tolerance=0", "prior=0",
+                                                      "allow_fewer=1"]))
+    assert options.zero_shot_weight == 1 and options.oos_tolerance == 0
+    assert options.prior is False and options.allow_fewer is True
+    assert validate(intent, few_shot, parse_pairs(["calibrate=0"])).calibrate is False
+    assert validate(intent, few_shot, parse_pairs(["calibrate=vector"])).calibrate == "vector"
+    with pytest.raises(TaskkitError, match="calibrate=2"):
+        validate(intent, few_shot, parse_pairs(["calibrate=2"]))
 
 
 @pytest.mark.parametrize("mode, task, pair, attribute", [
