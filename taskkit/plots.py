@@ -44,7 +44,7 @@ def for_run(predictor: Predictor, metrics: dict[str, Any], records: Sequence[dic
         out["confusion_matrix.png"] = confusion_matrix(gold, predicted, labels.names)  # type: ignore[arg-type]
     if calibrating is not None and calibrating.before is not None and calibrating.rows is not None \
             and len(calibrating.rows):
-        from taskkit.calibration import scores
+        from taskkit.probability_scores import scores
 
         multi = labels.multi_label
         before, after = calibrating.before[calibrating.rows], calibrating.after[calibrating.rows]  # type: ignore[index]
@@ -136,7 +136,7 @@ def reliability(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]]) -> 
     bars below count the predictions in each bin."""
     from matplotlib.figure import Figure
 
-    from taskkit.calibration import reliability as points
+    from taskkit.probability_scores import reliability as points
 
     figure = Figure(figsize=(6.0, 6.5))
     ax, counts = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from taskkit.calibration import Calibration, as_logits, fit_temperature, scores
+from taskkit.calibration import Calibration, as_logits, fit_temperature
 from taskkit.errors import TaskkitError
+from taskkit.probability_scores import scores
 
 
 # --- the maths --------------------------------------------------------------------------------
