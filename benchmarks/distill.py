@@ -18,6 +18,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--note", default="nothing else running on the machine",
                         help="what else ran on the machine, stated in RESULTS.md")
+    parser.add_argument("--reuse-teacher", action="store_true",
+                        help="with --out: load a teacher folder already there instead of training it again")
     parser.add_argument("--dry-run", action="store_true", help="print the section instead of writing RESULTS.md")
     args = parser.parse_args()
 
@@ -70,8 +73,16 @@ def main() -> None:
         labels = ROOT / "benchmarks" / "zero_shot_labels" / f"{name}.yaml"
         teacher_dir, student_dir = work / name / "teacher", work / name / "student"
         started = time.perf_counter()
-        teacher = taskkit.run(task, "zero-shot", data, teacher_dir, overwrite=True, labels=str(labels), progress=False)
-        teacher_wall = time.perf_counter() - started
+        if args.reuse_teacher and (teacher_dir / "metrics.json").exists():
+            teacher = SimpleNamespace(metrics=json.loads((teacher_dir / "metrics.json").read_text()),
+                                      predictor=taskkit.load(teacher_dir))
+            teacher_wall = float(teacher.metrics.get("fit_seconds", 0)) + float(teacher.metrics.get("eval_seconds", 0))
+            notes.append(f"{name}: the teacher folder of an earlier run of this script was reused (same data files); "
+                         f"its time is that run's fit + evaluation")
+        else:
+            teacher = taskkit.run(task, "zero-shot", data, teacher_dir, overwrite=True, labels=str(labels),
+                                  progress=False)
+            teacher_wall = time.perf_counter() - started
         print(name, "teacher", round(teacher.metrics["accuracy"], 4), f"{teacher_wall:.0f}s", flush=True)
         started = time.perf_counter()
         student = taskkit.run(task, "distill", data, student_dir, overwrite=True, progress=False,

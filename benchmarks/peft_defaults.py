@@ -1,11 +1,12 @@
 """PEFT at its defaults against full fine-tuning at its defaults, on SST-2, as a user runs them.
 
-    python benchmarks/peft_defaults.py [--lrs 5e-4,1e-3,2e-3] [--runs DIR] [--reuse]
+    python benchmarks/peft_defaults.py [--candidates 5e-4,1e-3,2e-3,5e-4:10] [--runs DIR] [--reuse]
 
-Each candidate learning rate of the peft mode is run through the CLI
-(``taskkit run sentiment --mode peft --data SST2 --lr LR``; every other setting the default), and
-the full mode with no flags at all. The peft default is the candidate with the best dev accuracy at
-its best epoch (the epoch early stopping keeps): SST-2's dev split chooses, never its test split.
+Each candidate setting of the peft mode (a learning rate, or ``LR:EPOCHS``) is run through the CLI
+(``taskkit run sentiment --mode peft --data SST2 --lr LR [--epochs EPOCHS]``; every other setting the
+default), and the full mode with no flags at all. The peft default is the candidate with the best
+dev accuracy at its best epoch (the epoch early stopping keeps): SST-2's dev split chooses, never
+its test split.
 Test accuracy is then reported for every run, chosen or not. ``--reuse`` reads the run folders
 already in ``--runs`` (a run's ``metrics.json``) instead of training again.
 """
@@ -45,7 +46,7 @@ def best_dev(metrics: dict) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lrs", default="5e-4,1e-3,2e-3", help="candidate peft learning rates")
+    parser.add_argument("--candidates", default="5e-4,1e-3,2e-3", help="candidate peft settings: LR or LR:EPOCHS")
     parser.add_argument("--runs", default="/tmp/peft-defaults", help="where the run folders go")
     parser.add_argument("--reuse", action="store_true", help="read run folders already there")
     parser.add_argument("--note", default="nothing else running on the machine",
@@ -53,11 +54,15 @@ def main() -> None:
     args = parser.parse_args()
     runs = Path(args.runs)
     candidates = []
-    for lr in args.lrs.split(","):
-        metrics, wall = run("peft", runs / f"peft-{lr}", ["--lr", lr], args.reuse)
+    for candidate in args.candidates.split(","):
+        lr, _, epochs = candidate.partition(":")
+        flags = ["--lr", lr] + (["--epochs", epochs] if epochs else [])
+        metrics, wall = run("peft", runs / f"peft-{lr}" if not epochs else runs / f"peft-{lr}-e{epochs}", flags,
+                            args.reuse)
         dev, epoch = best_dev(metrics)
-        candidates.append((lr, metrics, wall, dev, epoch))
-        print(f"peft lr {lr}: dev {dev:.4f} (epoch {epoch}), test {metrics['accuracy']:.4f}", flush=True)
+        name = f"lr {lr}" + (f", {epochs} epochs at most" if epochs else "")
+        candidates.append((name, metrics, wall, dev, epoch))
+        print(f"peft {name}: dev {dev:.4f} (epoch {epoch}), test {metrics['accuracy']:.4f}", flush=True)
     full, full_wall = run("full", runs / "full", [], args.reuse)
     chosen = max(candidates, key=lambda c: c[3])
 
@@ -69,13 +74,13 @@ def main() -> None:
                 f"{100 * share:.2f}% | {training['train_seconds']:.0f} s | "
                 f"{f'{wall:.0f} s' if wall is not None else 'reused run'} |")
 
-    rows = [row(f"peft, LoRA, lr {lr}" + (" (**chosen on dev**)" if lr == chosen[0] else ""), m, w)
-            for lr, m, w, _, _ in candidates]
+    rows = [row(f"peft, LoRA, {name}" + (" (**chosen on dev**)" if name == chosen[0] else ""), m, w)
+            for name, m, w, _, _ in candidates]
     gap = 100 * (chosen[1]["accuracy"] - full["accuracy"])
     write_section("PEFT defaults against full fine-tuning defaults (SST-2)", f"""
-User commands: `taskkit run sentiment --mode peft --data ../shared/datasets/sentiment/sst2 --lr LR` for each
-candidate LR, and `taskkit run sentiment --mode full --data ../shared/datasets/sentiment/sst2` (no flags). Every
-other setting is the mode's default (5 epochs at most, early stopping with patience 2 on dev accuracy, batch 32,
+User commands: `taskkit run sentiment --mode peft --data ../shared/datasets/sentiment/sst2 --lr LR [--epochs N]` for
+each candidate, and `taskkit run sentiment --mode full --data ../shared/datasets/sentiment/sst2` (no flags). Every
+other setting is the mode's default (5 epochs at most unless the candidate says otherwise, early stopping with patience 2 on dev accuracy, batch 32,
 LoRA r 8 on every linear layer of the blocks). Default torch threads; {args.note}.
 
 | run | dev accuracy (best epoch) | test accuracy | trainable | training | whole command |
@@ -84,7 +89,7 @@ LoRA r 8 on every linear layer of the blocks). Default torch threads; {args.note
 {row("full (defaults, no flags)", full, full_wall)}
 
 What chose the default: SST-2's dev split (872 examples), the best dev accuracy at the epoch early stopping keeps;
-the test column was not looked at to choose. peft at lr {chosen[0]} - full: {gap:+.2f} points on test (target: within
+the test column was not looked at to choose. peft at {chosen[0]} - full: {gap:+.2f} points on test (target: within
 1.5 points).
 """)
 

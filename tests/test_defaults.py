@@ -24,6 +24,7 @@ def _config(task: str, mode: str, **given):
     ("ner", "full", 1e-4, 5), ("relation", "full", 1e-4, 3),  # the WNUT / WikiANN and SemEval figures' settings
     ("sentiment", "full", 5e-5, 5),  # tasks without defaults of their own keep the mode's
     ("ner", "peft", 5e-4, 5),  # a task's full-mode settings leave another mode's alone
+    ("intent", "distill", 5e-5, 20),  # a student learns a soft teacher slowly: early stopping decides
 ])
 def test_a_run_without_flags_gets_the_task_and_mode_defaults(task: str, mode: str, lr: float, epochs: int):
     config = _config(task, mode)
