@@ -50,3 +50,12 @@ def write_section(name: str, body: str) -> None:
         text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
         RESULTS.write_text(text, encoding="utf-8")
     print(block)
+
+
+def precision_context(precision: str):
+    """``torch.autocast`` in bf16 (CPU), or nothing for fp32: a reference run at taskkit's precision."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()

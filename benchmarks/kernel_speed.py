@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from _common import DATASETS, read_jsonl, write_section
+from _common import DATASETS, precision_context, read_jsonl, write_section
 
 
 def train_with_trainer(model_path: str, train: list[dict], labels: list[str], args: argparse.Namespace, out: str,
@@ -74,8 +74,6 @@ def main() -> None:
     parser.add_argument("--note", default="nothing else running on the machine",
                         help="what else ran on the machine, stated in RESULTS.md")
     args = parser.parse_args()
-
-    import contextlib
 
     import numpy as np
     import torch
@@ -133,8 +131,7 @@ def main() -> None:
         ref_acc = accuracy(ref_pred)
         infer_rows = [("`pipeline(\"text-classification\")` (defaults: batch 1)", "fp32", ref_infer, ref_pred)]
         for p in ("fp32", "bf16") if precision == "bf16" else ("fp32",):
-            cast = torch.autocast("cpu", dtype=torch.bfloat16) if p == "bf16" else contextlib.nullcontext()
-            with torch.inference_mode(), cast:
+            with torch.inference_mode(), precision_context(p):
                 seconds, pred = time_pipeline(clf, texts, batch_size=args.infer_batch_size)
             infer_rows.append((f"`pipeline`, batch {args.infer_batch_size}", p, seconds, pred))
 

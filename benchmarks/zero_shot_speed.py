@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import DATASETS, ROOT, read_jsonl, write_section
+from _common import DATASETS, ROOT, precision_context, read_jsonl, write_section
 
 BATCH = 128  # taskkit's batch of pairs (and of texts for the embedding scorer)
 
@@ -57,14 +57,6 @@ def timed(call, *args, **kwargs):
     started = time.perf_counter()
     out = call(*args, **kwargs)
     return time.perf_counter() - started, out
-
-
-def precision_context(precision: str):
-    import contextlib
-
-    import torch
-
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
 
 def main() -> None:

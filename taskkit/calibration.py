@@ -14,7 +14,8 @@ task's ``probabilities``. The core (:func:`for_run`, called by :func:`taskkit.ru
 Single-label: one temperature (``softmax(z / T)``, which never moves the arg-max: the default, so
 that calibrating never changes a prediction), or with ``--option calibrate=vector``, vector scaling
 (``softmax(a * z + b)``, a scale and a bias per class, Guo et al. 2017) where it clearly helps: its
-5-fold cross-validated dev NLL at least 3% lower than the temperature's and its accuracy not lower. Multi-label: one temperature on the sigmoid logits, pivoted at the model's decision cut
+5-fold cross-validated dev NLL at least 3% lower than the temperature's and its accuracy not lower.
+Multi-label: one temperature on the sigmoid logits, pivoted at the model's decision cut
 (``(z - c) / T + c`` with ``c = logit(cut)``), so that no label's decision moves.
 
 Reported before and after (:mod:`taskkit.probability_scores`): ECE (15 bins), Brier score and NLL. ``--option

@@ -139,10 +139,15 @@ def _checked(cls: type[O], values: dict[str, Any], where: str) -> O:
         raise TaskkitError(f"--option {key}={_shown(values.get(key))}: {reason}") from None
 
 
+def _kinds(annotation: Any) -> list[Any]:
+    """The types an option field takes (the members of a union), ``None`` left out."""
+    return [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+
+
 def _as_flag(annotation: Any, value: Any) -> Any:
     """``1`` / ``0`` as true / false for an option that takes a boolean and no number."""
-    kinds = set(typing.get_args(annotation)) or {annotation}
-    if bool in kinds and not kinds & {int, float} and type(value) is int and value in (0, 1):
+    kinds = _kinds(annotation)
+    if bool in kinds and int not in kinds and float not in kinds and type(value) is int and value in (0, 1):
         return bool(value)
     return value
 
@@ -155,9 +160,12 @@ def _shown(value: Any) -> str:
 
 def _expected(annotation: Any) -> str | None:
     """A plain-words expectation for simple field types (else pydantic's own message is used)."""
-    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    kinds = _kinds(annotation)
     if kinds == [bool]:
         return "expected true or false"
+    if bool in kinds and all(k is bool or typing.get_origin(k) is typing.Literal for k in kinds):
+        words = [str(w) for k in kinds if k is not bool for w in typing.get_args(k)]
+        return f"expected true, false, {' or '.join(words)}"
     if kinds == [int]:
         return "expected a whole number"
     return None

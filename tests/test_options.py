@@ -47,6 +47,7 @@ def test_unknown_option_key_is_one_line_naming_it_and_the_valid_keys(mode, tmp_p
     ("few-shot", "head=3", "'logistic' or 'torch'"),
     ("few-shot", "prior_weight=-1", "greater than or equal to 0"),
     ("zero-shot", "self_train=[1]", "expected true or false"),
+    ("full", "calibrate=2", "expected true, false, temperature or vector"),
 ])
 def test_wrong_typed_option_is_one_line(mode, pair, words, tmp_path, capsys):
     code = main(["run", "sentiment", "--mode", mode, "--data", str(tmp_path / "missing"), "--labels", "a,b",
