@@ -286,3 +286,24 @@ def test_calibrate_is_an_option_of_every_mode():
     for name in ("full", "peft", "few-shot", "zero-shot"):
         mode = registry.modes()[name][0]
         assert "calibrate" in merged(registry.get_task("sentiment"), mode).model_fields, name
+
+
+def test_oos_threshold_auto_and_its_tolerance_through_the_cli(tiny_model, tmp_path):
+    from taskkit.cli import main
+
+    train = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[:6]] * 2
+    dev = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[6:]] * 8
+    dev += [{"text": t, "label": "oos"} for t in OUT_OF_SCOPE]
+    write_jsonl(tmp_path / "data" / "train.jsonl", train)
+    write_jsonl(tmp_path / "data" / "dev.jsonl", dev)
+    write_jsonl(tmp_path / "data" / "test.jsonl", dev[:4] + [{"text": "sing me a song", "label": "oos"}])
+    code = main(["run", "intent", "--mode", "full", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                 "--model", str(tiny_model), "--epochs", "1", "--lr", "1e-3", "--max-length", "32", "-q",
+                 "--option", "oos_threshold=auto", "--option", "oos_tolerance=0.05", "--option", "calibrate=vector"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    chosen = metrics["training"]["extra"]["oos_threshold"]
+    assert "within 0.05 of no cut" in chosen["rule"]
+    kept = [r["threshold"] for r in chosen["curve"] if r["in_scope_accuracy"] >= chosen["curve"][0]["in_scope_accuracy"] - 0.05]
+    assert chosen["chosen"] == max(kept)
+    assert metrics["config"]["options"]["calibrate"] == "vector"
