@@ -1,10 +1,11 @@
 """PEFT at its defaults against full fine-tuning at its defaults, on SST-2, as a user runs them.
 
-    python benchmarks/peft_defaults.py [--candidates 5e-4,1e-3,2e-3,5e-4:10] [--runs DIR] [--reuse]
+    python benchmarks/peft_defaults.py [--candidates 5e-4,1e-3,2e-3,5e-4:10,5e-4::16] [--runs DIR] [--reuse]
 
-Each candidate setting of the peft mode (a learning rate, or ``LR:EPOCHS``) is run through the CLI
-(``taskkit run sentiment --mode peft --data SST2 --lr LR [--epochs EPOCHS]``; every other setting the
-default), and the full mode with no flags at all. The peft default is the candidate with the best
+Each candidate setting of the peft mode (a learning rate, ``LR:EPOCHS``, or ``LR:EPOCHS:RANK``, EPOCHS
+may be empty) is run through the CLI (``taskkit run sentiment --mode peft --data SST2 --lr LR [--epochs
+EPOCHS] [--option r=RANK --option alpha=2xRANK]``; every other setting the default), and the full mode
+with no flags at all. The peft default is the candidate with the best
 dev accuracy at its best epoch (the epoch early stopping keeps): SST-2's dev split chooses, never
 its test split.
 Test accuracy is then reported for every run, chosen or not. ``--reuse`` reads the run folders
@@ -46,7 +47,8 @@ def best_dev(metrics: dict) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--candidates", default="5e-4,1e-3,2e-3", help="candidate peft settings: LR or LR:EPOCHS")
+    parser.add_argument("--candidates", default="5e-4,1e-3,2e-3",
+                        help="candidate peft settings: LR, LR:EPOCHS or LR:EPOCHS:RANK (alpha 2 x RANK)")
     parser.add_argument("--runs", default="/tmp/peft-defaults", help="where the run folders go")
     parser.add_argument("--reuse", action="store_true", help="read run folders already there")
     parser.add_argument("--note", default="nothing else running on the machine",
@@ -55,12 +57,15 @@ def main() -> None:
     runs = Path(args.runs)
     candidates = []
     for candidate in args.candidates.split(","):
-        lr, _, epochs = candidate.partition(":")
+        lr, _, rest = candidate.partition(":")
+        epochs, _, rank = rest.partition(":")
         flags = ["--lr", lr] + (["--epochs", epochs] if epochs else [])
-        metrics, wall = run("peft", runs / f"peft-{lr}" if not epochs else runs / f"peft-{lr}-e{epochs}", flags,
-                            args.reuse)
+        flags += ["--option", f"r={rank}", "--option", f"alpha={2 * int(rank)}"] if rank else []
+        folder = f"peft-{lr}" + (f"-e{epochs}" if epochs else "") + (f"-r{rank}" if rank else "")
+        metrics, wall = run("peft", runs / folder, flags, args.reuse)
         dev, epoch = best_dev(metrics)
-        name = f"lr {lr}" + (f", {epochs} epochs at most" if epochs else "")
+        name = f"lr {lr}" + (f", {epochs} epochs at most" if epochs else "") + (f", r {rank}, alpha {2 * int(rank)}"
+                                                                              if rank else "")
         candidates.append((name, metrics, wall, dev, epoch))
         print(f"peft {name}: dev {dev:.4f} (epoch {epoch}), test {metrics['accuracy']:.4f}", flush=True)
     full, full_wall = run("full", runs / "full", [], args.reuse)
@@ -78,10 +83,10 @@ def main() -> None:
             for name, m, w, _, _ in candidates]
     gap = 100 * (chosen[1]["accuracy"] - full["accuracy"])
     write_section("PEFT defaults against full fine-tuning defaults (SST-2)", f"""
-User commands: `taskkit run sentiment --mode peft --data ../shared/datasets/sentiment/sst2 --lr LR [--epochs N]` for
+User commands: `taskkit run sentiment --mode peft --data ../shared/datasets/sentiment/sst2 --lr LR [--epochs N] [--option r=R --option alpha=2R]` for
 each candidate, and `taskkit run sentiment --mode full --data ../shared/datasets/sentiment/sst2` (no flags). Every
 other setting is the mode's default (5 epochs at most unless the candidate says otherwise, early stopping with patience 2 on dev accuracy, batch 32,
-LoRA r 8 on every linear layer of the blocks). Default torch threads; {args.note}.
+LoRA r 8, alpha 16 unless the candidate says otherwise, on every linear layer of the blocks). Default torch threads; {args.note}.
 
 | run | dev accuracy (best epoch) | test accuracy | trainable | training | whole command |
 |---|---|---|---|---|---|

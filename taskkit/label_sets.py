@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskkit.errors import TaskkitError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from taskkit.contracts import Task
 
 
 def parse_labels(spec: Any) -> dict[str, str | None]:
@@ -66,6 +71,11 @@ def _read_label_file(path: Path) -> Any:
 def hypotheses(labels: dict[str, str | None], template: str) -> list[str]:
     check_template(template)
     return [template.format(description or name.replace("_", " ")) for name, description in labels.items()]
+
+
+def task_hypotheses(task: Task, names: Sequence[str]) -> list[str]:
+    """``task``'s template filled with its description of each label, or the label's name."""
+    return hypotheses({name: task.label_descriptions.get(name) for name in names}, task.hypothesis_template)
 
 
 def check_template(template: str) -> None:

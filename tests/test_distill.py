@@ -51,6 +51,7 @@ def test_student_is_an_ordinary_model_folder_scored_on_test(student, teacher: Pa
     extra = student.metrics["training"]["extra"]
     assert extra["teacher"] == teacher.name and extra["teacher_mode"] == "full"
     assert extra["unlabelled_texts"] == 120 and extra["teacher_labelled_dev"] == 30  # the demo's train / dev texts
+    assert extra["head_start"] == "label names"  # the student's head starts as the names' cosine classifier
     meta = json.loads((student.out / "model" / "taskkit.json").read_text(encoding="utf-8"))
     assert meta["format"] == "torch.v1" and meta["mode"] == "distill" and meta["labels"] == ["negative", "positive"]
 
@@ -92,6 +93,33 @@ def test_a_zero_shot_teacher(tiny_model: Path, tmp_path: Path):
                      options={"teacher": str(teacher)}, **FAST)
     assert result.metrics["training"]["extra"]["teacher_format"] == "zero-shot.v1"
     assert result.predictor.labels.names == ("negative", "positive")
+
+
+def test_the_student_head_starts_as_the_label_names_cosine_classifier(tiny_model: Path, teacher: Path,
+                                                                    tmp_path: Path):
+    """Before any training, each label's prompt is scored highest by its own row (cosine 1 with
+    itself), and every row has the same length; ``start=random`` leaves the head as it was built."""
+    import torch
+
+    from taskkit import registry
+    from taskkit.kernel.model import SequenceHead, TaskModel, start_at_label_names
+    from taskkit.models import load_body, load_tokenizer, resolve
+
+    ref = resolve(str(tiny_model))
+    body, tokenizer = load_body(ref), load_tokenizer(ref)
+    model = TaskModel(body, SequenceHead(body.config.hidden_size, 3, dropout=0.0)).eval()
+    prompts = ["The user wants to pay a bill.", "The user wants a refund.", "The user asks about the weather."]
+    assert start_at_label_names(model.head.out, body, tokenizer, prompts, TEXTS, 32)
+    norms = model.head.out.weight.norm(dim=1)
+    assert torch.allclose(norms, norms[0].expand(3)) and not model.head.out.bias.any()
+    encoded = tokenizer(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert model(**encoded).argmax(-1).tolist() == [0, 1, 2]
+    assert not start_at_label_names(model.head.out, body, tokenizer, prompts[:2], TEXTS, 32)  # rows != prompts
+    assert registry.get_task("sentiment").output_layer(model.head) is model.head.out
+    result = api.run("sentiment", "distill", DEMO, tmp_path / "out", model=str(tiny_model),
+                     options={"teacher": str(teacher), "start": "random"}, **{**FAST, "epochs": 1})
+    assert result.metrics["training"]["extra"]["head_start"] == "random"
 
 
 def test_multi_label_student_learns_per_label_probabilities(tiny_model: Path, tmp_path: Path):

@@ -27,7 +27,10 @@ def test_demo_run_beats_chance(tmp_path, run_taskkit):
     gold = [r["gold"] for r in read_jsonl(out / "predictions.jsonl")]
     majority = max(gold.count(label) for label in set(gold)) / len(gold)
     assert metrics["accuracy"] > max(0.6, majority), metrics["accuracy"]
-    assert (out / "model" / "model.safetensors").is_file()
+    # small single-label data: the trained model, alone or averaged with the names' zero-shot member
+    share = metrics["training"]["zero_shot_share"]
+    trained = out / "model" / ("members/0" if share else "") / "model.safetensors"
+    assert trained.is_file() and (share > 0) == (out / "model" / "members" / "1" / "taskkit.json").is_file()
     assert not (tmp_path / "runs").exists()
 
 

@@ -78,6 +78,37 @@ def start_at_label_priors(head: nn.Module | None, features: list[dict[str, Any]]
         out.bias.copy_(torch.log(rates / (1.0 - rates)))
 
 
+def pooled_norm(body: Encoder, tokenizer: Any, texts: list[str], max_length: int) -> float:
+    """Mean norm of the mean-pooled (unnormalised) embeddings of ``texts`` by ``body``."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
+        return float(mean_pool(hidden, encoded["attention_mask"].to(body.device)).norm(dim=-1).mean())
+
+
+def start_at_label_names(layer: nn.Module | None, body: Encoder, tokenizer: Any, prompts: list[str],
+                         texts: list[str], max_length: int) -> bool:
+    """Start a mean-pooling head's output layer (a row per label) as the zero-shot classifier of
+    the labels' ``prompts``: each row the prompt's normalised embedding by ``body``, scaled so that
+    a typical text of ``texts`` gets logits of about 20 x its cosine with each prompt (the few-shot
+    torch head's start, and the distill student's). False where ``layer`` is not such a layer."""
+    if not isinstance(layer, nn.Linear) or layer.out_features != len(prompts) or not prompts or not texts:
+        return False
+    encoded = tokenizer(prompts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    was_training = body.training
+    body.eval()
+    with torch.inference_mode():
+        hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
+        rows = nn.functional.normalize(mean_pool(hidden, encoded["attention_mask"].to(body.device)).float(), dim=-1)
+    scale = 20.0 / pooled_norm(body, tokenizer, texts[:64], max_length)
+    body.train(was_training)
+    with torch.no_grad():
+        layer.weight.copy_(rows.to(layer.weight.device, layer.weight.dtype) * scale)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return True
+
+
 def transformer_layers(body: nn.Module) -> nn.ModuleList:
     """The encoder's transformer blocks, found by shape rather than by one model's names."""
     n = getattr(getattr(body, "config", None), "num_hidden_layers", None)

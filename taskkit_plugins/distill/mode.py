@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import typer
 from pydantic import Field
@@ -35,6 +36,9 @@ class DistillOptions(ModeOptions):
     temperature: float = Field(1.0, gt=0, description="single-label: the teacher's probabilities become "
                                "p ** (1/T), renormalised (T > 1 softer, < 1 sharper)")
     max_texts: int | None = Field(None, ge=2, description="label at most N unlabelled texts (a seeded sample)")
+    start: Literal["names", "random"] = Field("names", description="the student's head starts as the zero-shot "
+                                              "classifier of the teacher's labels (their hypotheses, embedded by "
+                                              "the student), or at random")
     # the core calibrates on the data's dev split, gold labels and all: off unless asked for
     calibrate: bool = Field(False, description="fit a temperature on the data's dev split, using its gold labels "
                             "(default false: the student keeps the probabilities it learnt from the teacher)")
@@ -59,7 +63,9 @@ class DistillMode(Mode):
         import random
 
         from taskkit.kernel.fit import fit_task_model, resized
+        from taskkit.kernel.model import TaskModel, start_at_label_names
         from taskkit_plugins.distill.soft_labels import (
+            label_prompts,
             load_teacher,
             soft_cross_entropy,
             soft_targets,
@@ -90,7 +96,18 @@ class DistillMode(Mode):
                                 dev=[taught.examples[i] for i in dev_ids], test=splits.test, source=splits.source)
         labels = teacher.labels
         sized = config.for_data(len(train_ids))  # few texts: enough optimiser steps (--min-steps)
-        predictor, _ = fit_task_model(task, student_splits, sized, self.name,
+        started: list[bool] = []
+
+        def prepare(model: TaskModel) -> None:  # the student starts where the names' cosine classifier is
+            if opts.start == "names" and not config.init_from and not labels.multi_label:
+                from taskkit.models import load_tokenizer, resolve
+
+                texts = [e["text"] for e in student_splits.train[:64]]
+                started.append(start_at_label_names(task.output_layer(model.head), model.body,
+                                                    load_tokenizer(resolve(config.model)), label_prompts(teacher, task),
+                                                    texts, config.max_length))
+
+        predictor, _ = fit_task_model(task, student_splits, sized, self.name, prepare=prepare,
                                       loss=None if labels.multi_label else soft_cross_entropy,
                                       targets=soft_targets(taught), labels=labels)
         resized(predictor, config, sized)
@@ -101,6 +118,7 @@ class DistillMode(Mode):
                 "unlabelled_texts": len(train_ids), "teacher_labelled_dev": len(dev_ids),
                 "unlabelled_source": Path(opts.unlabelled).name if opts.unlabelled else "train texts (labels unused)",
                 "teacher_seconds": round(taught.seconds, 2), "temperature": opts.temperature,
+                "head_start": "label names" if any(started) else "random",
             })
         return predictor
 

@@ -109,3 +109,15 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     import torch
 
     return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def label_prompts(teacher: Predictor, task: Task) -> list[str]:
+    """The teacher's labels as the texts a zero-shot classifier compares a text with: a zero-shot
+    teacher's own hypotheses (its descriptions in its template), else the task's template filled
+    with the task's description of each label, or its name."""
+    from taskkit.label_sets import task_hypotheses
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
+
+    if isinstance(teacher, ZeroShotPredictor) and not teacher.per_example:
+        return list(teacher.hypotheses)
+    return task_hypotheses(task, teacher.labels.names)

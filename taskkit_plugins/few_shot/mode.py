@@ -168,12 +168,9 @@ def fit_taskkit(task: Task, splits: Splits, config: RunConfig, labels: LabelSpac
 
 def zero_member(task: Task, labels: LabelSpace, config: RunConfig, opts: FewShotOptions, backend: str) -> Predictor:
     """A zero-shot classifier of the same labels and descriptions, to average the trained one with."""
-    from taskkit.zero_shot_predictor import build
+    from taskkit.names_member import zero_member as build_member
 
-    descriptions = {name: opts.descriptions.get(name) for name in labels.names}
-    return build(task, config.replace(labels=descriptions, backend=backend, model="auto", template=None,
-                                      multi_label=labels.multi_label, max_length=max(128, config.max_length),
-                                      options={}))
+    return build_member(task, labels, config, backend, opts.descriptions)
 
 
 def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
@@ -301,7 +298,7 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
     import torch
 
     from taskkit.evaluation import evaluate
-    from taskkit.kernel.model import TaskModel
+    from taskkit.kernel.model import TaskModel, pooled_norm
     from taskkit.kernel.predictor import TorchPredictor
     from taskkit.kernel.train import train
 
@@ -312,7 +309,7 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
     if prior is not None and isinstance(out, torch.nn.Linear):
         # the head pools without normalising: scale rows so logits ~ 20 x cosine for a typical text
         sample = [e["text"] for e in splits.train[:64]]
-        norm = _raw_norm(body, tokenizer, sample, config.max_length)
+        norm = pooled_norm(body, tokenizer, sample, config.max_length)
         start = torch.from_numpy(prior / np.linalg.norm(prior, axis=1, keepdims=True) * (20.0 / norm)).float()
         with torch.no_grad():
             out.weight.copy_(start)
@@ -339,18 +336,6 @@ def torch_head(task: Task, splits: Splits, config: RunConfig, labels: LabelSpace
 
 def _prior_weight(opts: FewShotOptions) -> float:
     return 1.0 if opts.prior_weight is None else opts.prior_weight
-
-
-def _raw_norm(body: Any, tokenizer: Any, texts: list[str], max_length: int) -> float:
-    """Mean norm of mean-pooled (unnormalised) embeddings of ``texts``."""
-    import torch
-
-    from taskkit.kernel.model import mean_pool
-
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
-        return float(mean_pool(hidden, encoded["attention_mask"].to(body.device)).norm(dim=-1).mean())
 
 
 @taskkit.hookimpl

@@ -16,11 +16,12 @@ import typer
 from pydantic import Field
 
 import taskkit
-from taskkit.contracts import Mode, ModeOptions, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.contracts import Mode, Predictor, RunConfig, Splits, Task, TrainingRecord
+from taskkit.names_member import NamesMemberOptions
 from taskkit.options import read
 
 
-class PeftOptions(ModeOptions):
+class PeftOptions(NamesMemberOptions):
     method: Literal["lora", "ia3"] = Field("lora", description="adapter kind")
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: int = Field(16, ge=1, description="LoRA scaling (alpha / r multiplies the update)")
@@ -48,7 +49,7 @@ class PeftMode(Mode):
         from taskkit_plugins.peft.adapters import add_adapter, as_adapter_predictor
 
         opts = read(config, PeftOptions)
-        adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(ModeOptions.model_fields) - {"merge"})
+        adapter = opts.model_dump(include=set(PeftOptions.model_fields) - set(NamesMemberOptions.model_fields) - {"merge"})
         sized = config.for_data(len(splits.train))  # small data: enough optimiser steps (--min-steps)
         predictor, _ = fit_task_model(task, splits, sized, self.name,
                                       prepare=lambda model: add_adapter(model, adapter))
@@ -62,11 +63,13 @@ class PeftMode(Mode):
             typer.echo(f"trainable parameters: {training.trainable_parameters or 0:,} of "
                        f"{training.total_parameters or 0:,} ({100 * (training.trainable_share or 0):.2f}%)",
                        err=True)
+        from taskkit.names_member import with_names_member
+
         if opts.merge:
             merged = adapted.merged()
             merged.training = adapted.training
-            return merged
-        return adapted
+            return with_names_member(task, splits, config, merged, opts, self.name)
+        return with_names_member(task, splits, config, adapted, opts, self.name)
 
 
 @taskkit.hookimpl
