@@ -105,3 +105,23 @@ def test_full_mode_can_start_its_head_at_the_label_names(tiny_model: Path, tmp_p
     assert json.loads((out / "metrics.json").read_text())["training"]["extra"]["head_start"] == "label names"
     bad = run_taskkit("run", "sentiment", "--model", tiny_model, "--out", tmp_path / "bad", "--option", "start=zero")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "start" in bad.stderr
+
+
+def test_a_peft_run_with_a_member_merges_into_an_ensemble_that_predicts_the_same(tiny_model: Path, tmp_path: Path,
+                                                                                run_taskkit):
+    from taskkit import api
+
+    out = tmp_path / "run"
+    proc = run_taskkit("run", "sentiment", "--mode", "peft", "--model", tiny_model, "--epochs", "1", "--max-length", "32",
+                       "--out", out, "-q", "--option", "zero_shot=embedding", "--option", "zero_shot_weight=0.5")
+    assert proc.returncode == 0, proc.stderr
+    merged = tmp_path / "merged"
+    done = run_taskkit("merge", out, merged)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((merged / "taskkit.json").read_text())["format"] == "ensemble.v1"
+    assert (merged / "members" / "0" / "model.safetensors").is_file()  # the adapter folded into the base weights
+    texts = ["a wonderful, moving film", "a dull, lifeless mess"]
+    after, before = api.load(merged), api.load(out)
+    assert after.weights == before.weights == [0.5, 0.5]
+    np.testing.assert_allclose(after.members[0].predict_proba(texts, precision="fp32"),
+                               before.members[0].predict_proba(texts, precision="fp32"), atol=1e-5)

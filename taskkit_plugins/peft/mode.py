@@ -87,6 +87,7 @@ def register_commands(cli: typer.Typer) -> None:
         OUT must be new, an empty folder or a taskkit model folder (replaced); anything else is refused.
         """
         from taskkit.api import load
+        from taskkit.ensemble import EnsemblePredictor
         from taskkit.errors import TaskkitError
         from taskkit.kernel.predictor import AdapterPredictor
         from taskkit.ownership import check_model_path, check_writable
@@ -94,6 +95,10 @@ def register_commands(cli: typer.Typer) -> None:
         check_model_path(out)  # before any work: never replace what is not taskkit's
         check_writable(out.parent if out.name else out)
         predictor = load(model_dir)
-        if not isinstance(predictor, AdapterPredictor) or predictor.settings.get("merged"):
+        # small data: the adapter model averaged with the label names' zero-shot member (names_member.py)
+        members = predictor.members if isinstance(predictor, EnsemblePredictor) else [predictor]
+        adapter = members[0]
+        if not isinstance(adapter, AdapterPredictor) or adapter.settings.get("merged"):
             raise TaskkitError(f"{model_dir}: not an unmerged peft model")
-        typer.echo(f"merged model written to {predictor.merged().save(out)}")
+        members[0] = adapter.merged()
+        typer.echo(f"merged model written to {(predictor if len(members) > 1 else members[0]).save(out)}")
