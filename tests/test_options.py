@@ -128,7 +128,7 @@ def test_options_command_lists_types_defaults_and_help(capsys):
     assert main(["options", "sentiment", "--mode", "peft"]) == 0
     out = capsys.readouterr().out.splitlines()
     (r,) = [line.split() for line in out if line.split()[:1] == ["r"]]
-    assert r[:4] == ["r", "int", "default", "8"] and "rank" in " ".join(r[4:])
+    assert r[:4] == ["r", "int", "default", "16"] and "rank" in " ".join(r[4:])
     assert any(line.split()[:1] == ["merge"] and "bool" in line for line in out)
     assert any(line.split()[:1] == ["threshold"] for line in out)  # the task's own
     assert any(line.split()[:2] == ["--lr", "float"] for line in out)  # run settings, from RunConfig
