@@ -213,16 +213,22 @@ OUT_OF_SCOPE = ["what is the weather in paris", "tell me a joke", "who won the g
                 "translate hello", "set an alarm", "order a pizza", "how do I cook rice"]
 
 
+def _write_intent_data(folder):
+    """Two intents (6 train texts each, twice), a dev split with in-scope and ``oos`` texts (returned), a small test."""
+    train = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[:6]] * 2
+    dev = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[6:]] * 8
+    dev += [{"text": t, "label": "oos"} for t in OUT_OF_SCOPE]
+    write_jsonl(folder / "train.jsonl", train)
+    write_jsonl(folder / "dev.jsonl", dev)
+    write_jsonl(folder / "test.jsonl", dev[:4] + [{"text": "sing me a song", "label": "oos"}])
+    return dev
+
+
 def test_intent_oos_threshold_auto_chooses_the_cut_on_dev(tiny_model, tmp_path):
     import taskkit
     from taskkit import api
 
-    train = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[:6]] * 2
-    dev = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[6:]] * 8
-    dev += [{"text": t, "label": "oos"} for t in OUT_OF_SCOPE]
-    write_jsonl(tmp_path / "data" / "train.jsonl", train)
-    write_jsonl(tmp_path / "data" / "dev.jsonl", dev)
-    write_jsonl(tmp_path / "data" / "test.jsonl", dev[:4] + [{"text": "sing me a song", "label": "oos"}])
+    dev = _write_intent_data(tmp_path / "data")
     result = api.run("intent", "full", tmp_path / "data", tmp_path / "out", model=str(tiny_model), epochs=1,
                      lr=1e-3, max_length=32, seed=0, progress=False, options={"oos_threshold": "auto"})
     chosen = result.metrics["training"]["extra"]["oos_threshold"]
@@ -291,12 +297,7 @@ def test_calibrate_is_an_option_of_every_mode():
 def test_oos_threshold_auto_and_its_tolerance_through_the_cli(tiny_model, tmp_path):
     from taskkit.cli import main
 
-    train = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[:6]] * 2
-    dev = [{"text": t, "label": k} for k, texts in INTENTS.items() for t in texts[6:]] * 8
-    dev += [{"text": t, "label": "oos"} for t in OUT_OF_SCOPE]
-    write_jsonl(tmp_path / "data" / "train.jsonl", train)
-    write_jsonl(tmp_path / "data" / "dev.jsonl", dev)
-    write_jsonl(tmp_path / "data" / "test.jsonl", dev[:4] + [{"text": "sing me a song", "label": "oos"}])
+    _write_intent_data(tmp_path / "data")
     code = main(["run", "intent", "--mode", "full", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
                  "--model", str(tiny_model), "--epochs", "1", "--lr", "1e-3", "--max-length", "32", "-q",
                  "--option", "oos_threshold=auto", "--option", "oos_tolerance=0.05", "--option", "calibrate=vector"])

@@ -96,7 +96,7 @@ def test_a_zero_shot_teacher(tiny_model: Path, tmp_path: Path):
 
 
 def test_the_student_head_starts_as_the_label_names_cosine_classifier(tiny_model: Path, teacher: Path,
-                                                                    tmp_path: Path):
+                                                                    tmp_path: Path, run_taskkit):
     """Before any training, each label's prompt is scored highest by its own row (cosine 1 with
     itself), and every row has the same length; ``start=random`` leaves the head as it was built."""
     import torch
@@ -117,9 +117,11 @@ def test_the_student_head_starts_as_the_label_names_cosine_classifier(tiny_model
         assert model(**encoded).argmax(-1).tolist() == [0, 1, 2]
     assert not start_at_label_names(model.head.out, body, tokenizer, prompts[:2], TEXTS, 32)  # rows != prompts
     assert registry.get_task("sentiment").output_layer(model.head) is model.head.out
-    result = api.run("sentiment", "distill", DEMO, tmp_path / "out", model=str(tiny_model),
-                     options={"teacher": str(teacher), "start": "random"}, **{**FAST, "epochs": 1})
-    assert result.metrics["training"]["extra"]["head_start"] == "random"
+    done = run_taskkit("run", "sentiment", "--mode", "distill", "--option", f"teacher={teacher}", "--option",
+                       "start=random", "--data", DEMO, "--out", tmp_path / "out", "--model", tiny_model, "--epochs",
+                       "1", "--max-length", "32", "-q")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["training"]["extra"]["head_start"] == "random"
 
 
 def test_multi_label_student_learns_per_label_probabilities(tiny_model: Path, tmp_path: Path):

@@ -13,12 +13,25 @@ from taskkit.kernel.train import TrainResult, seed_everything, train
 from taskkit.models import load_body, load_tokenizer, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from taskkit.contracts import Example, LabelSpace, RunConfig, Splits, Task
 
 
 def _check_splits(task: Task, splits: Splits, labels: LabelSpace) -> None:
     task.check_known(splits.dev, labels, "dev")  # tasks with a closed label set refuse unseen labels
     task.check_known(splits.test, labels, "test")
+
+
+def start_from_names(model: TaskModel, task: Task, config: RunConfig, prompts: list[str],
+                     examples: Sequence[Example]) -> bool:
+    """A ``prepare`` step: the head's output layer starts as the cosine classifier of the labels'
+    ``prompts`` (:func:`~taskkit.kernel.model.start_at_label_names`, scaled on ``examples``' texts)."""
+    from taskkit.kernel.model import start_at_label_names
+
+    texts = [e["text"] for e in examples[:64]]
+    return start_at_label_names(task.output_layer(model.head), model.body, load_tokenizer(resolve(config.model)),
+                                prompts, texts, config.max_length)
 
 
 def fit_task_model(

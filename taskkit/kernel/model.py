@@ -78,12 +78,17 @@ def start_at_label_priors(head: nn.Module | None, features: list[dict[str, Any]]
         out.bias.copy_(torch.log(rates / (1.0 - rates)))
 
 
-def pooled_norm(body: Encoder, tokenizer: Any, texts: list[str], max_length: int) -> float:
-    """Mean norm of the mean-pooled (unnormalised) embeddings of ``texts`` by ``body``."""
+def pooled(body: Encoder, tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
+    """The mean-pooled (unnormalised) embeddings of ``texts`` by ``body`` (in its current mode), as float32."""
     encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
-        return float(mean_pool(hidden, encoded["attention_mask"].to(body.device)).norm(dim=-1).mean())
+        return mean_pool(hidden, encoded["attention_mask"].to(body.device)).float()
+
+
+def pooled_norm(body: Encoder, tokenizer: Any, texts: list[str], max_length: int) -> float:
+    """Mean norm of the mean-pooled (unnormalised) embeddings of ``texts`` by ``body``."""
+    return float(pooled(body, tokenizer, texts, max_length).norm(dim=-1).mean())
 
 
 def start_at_label_names(layer: nn.Module | None, body: Encoder, tokenizer: Any, prompts: list[str],
@@ -94,12 +99,9 @@ def start_at_label_names(layer: nn.Module | None, body: Encoder, tokenizer: Any,
     torch head's start, and the distill student's). False where ``layer`` is not such a layer."""
     if not isinstance(layer, nn.Linear) or layer.out_features != len(prompts) or not prompts or not texts:
         return False
-    encoded = tokenizer(prompts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     was_training = body.training
     body.eval()
-    with torch.inference_mode():
-        hidden = body(**{k: v.to(body.device) for k, v in encoded.items()}).last_hidden_state
-        rows = nn.functional.normalize(mean_pool(hidden, encoded["attention_mask"].to(body.device)).float(), dim=-1)
+    rows = nn.functional.normalize(pooled(body, tokenizer, prompts, max_length), dim=-1)
     scale = 20.0 / pooled_norm(body, tokenizer, texts[:64], max_length)
     body.train(was_training)
     with torch.no_grad():

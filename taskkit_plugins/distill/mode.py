@@ -62,8 +62,8 @@ class DistillMode(Mode):
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
         import random
 
-        from taskkit.kernel.fit import fit_task_model, resized
-        from taskkit.kernel.model import TaskModel, start_at_label_names
+        from taskkit.kernel.fit import fit_task_model, resized, start_from_names
+        from taskkit.kernel.model import TaskModel
         from taskkit_plugins.distill.soft_labels import (
             label_prompts,
             load_teacher,
@@ -100,12 +100,8 @@ class DistillMode(Mode):
 
         def prepare(model: TaskModel) -> None:  # the student starts where the names' cosine classifier is
             if opts.start == "names" and not config.init_from and not labels.multi_label:
-                from taskkit.models import load_tokenizer, resolve
-
-                texts = [e["text"] for e in student_splits.train[:64]]
-                started.append(start_at_label_names(task.output_layer(model.head), model.body,
-                                                    load_tokenizer(resolve(config.model)), label_prompts(teacher, task),
-                                                    texts, config.max_length))
+                started.append(start_from_names(model, task, config, label_prompts(teacher, task),
+                                                student_splits.train))
 
         predictor, _ = fit_task_model(task, student_splits, sized, self.name, prepare=prepare,
                                       loss=None if labels.multi_label else soft_cross_entropy,

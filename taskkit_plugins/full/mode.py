@@ -35,8 +35,8 @@ class FullMode(Mode):
         return task.level in ("sequence", "token", "pair")
 
     def fit(self, task: Task, splits: Splits, config: RunConfig) -> Predictor:
-        from taskkit.kernel.fit import fit_task_model, resized
-        from taskkit.kernel.model import TaskModel, apply_freeze, start_at_label_names
+        from taskkit.kernel.fit import fit_task_model, resized, start_from_names
+        from taskkit.kernel.model import TaskModel, apply_freeze
         from taskkit.names_member import with_names_member
 
         opts = read(config, FullOptions)
@@ -44,15 +44,11 @@ class FullMode(Mode):
         started: list[bool] = []
 
         def prepare(model: TaskModel) -> None:
-            if opts.start == "names" and not config.init_from and task.level == "sequence":
+            labels = task.label_space(splits.train)
+            if opts.start == "names" and not config.init_from and task.level == "sequence" and not labels.multi_label:
                 from taskkit.label_sets import task_hypotheses
-                from taskkit.models import load_tokenizer, resolve
 
-                labels = task.label_space(splits.train)
-                if not labels.multi_label:
-                    tokenizer, texts = load_tokenizer(resolve(config.model)), [e["text"] for e in splits.train[:64]]
-                    started.append(start_at_label_names(task.output_layer(model.head), model.body, tokenizer,
-                                                        task_hypotheses(task, labels.names), texts, config.max_length))
+                started.append(start_from_names(model, task, config, task_hypotheses(task, labels.names), splits.train))
             apply_freeze(model, config.freeze)
 
         predictor, _ = fit_task_model(task, splits, sized, self.name, prepare=prepare)

@@ -39,7 +39,11 @@ def peft_config(body: PreTrainedModel, options: dict[str, Any]) -> Any:
         # lora_dropout 0 by default, not the 0.05-0.1 of the LoRA papers: peft drops out a copy of
         # each targeted layer's input and keeps it for the backward pass (+40% activation memory
         # on MiniLM), which made LoRA's peak above full fine-tuning's; the head keeps its dropout.
-        return LoraConfig(r=int(options.get("r", 16)), lora_alpha=int(options.get("alpha", 32)),
+        from taskkit_plugins.peft.mode import PeftOptions  # the defaults, declared once
+
+        defaults = PeftOptions.model_fields
+        return LoraConfig(r=int(options.get("r", defaults["r"].default)),
+                          lora_alpha=int(options.get("alpha", defaults["alpha"].default)),
                           lora_dropout=float(options.get("lora_dropout", 0.0)),
                           target_modules=targets or block_linear_names(body))
     if method == "ia3":

@@ -67,11 +67,9 @@ class PeftMode(Mode):
                        err=True)
         from taskkit.names_member import with_names_member
 
-        if opts.merge:
-            merged = adapted.merged()
-            merged.training = adapted.training
-            return with_names_member(task, splits, config, merged, opts, self.name)
-        return with_names_member(task, splits, config, adapted, opts, self.name)
+        final = adapted.merged() if opts.merge else adapted
+        final.training = adapted.training
+        return with_names_member(task, splits, config, final, opts, self.name)
 
 
 @taskkit.hookimpl
