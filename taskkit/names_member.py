@@ -3,9 +3,9 @@
 A few hundred labelled examples fine-tune a classifier that can still know less than the label
 names do: on 120-example samples of SST-2, full fine-tuning of MiniLM scores 0.72-0.77 on SST-2's
 dev split where the zero-shot classifier of "negative"/"positive" scores 0.79-0.80. So on small
-single-label data the trained model is averaged with the zero-shot classifier of its labels, at a
-share chosen on the dev split (0 when the names say nothing: codes, ``LABEL_3``), and saved as one
-ensemble folder. The few-shot mode builds the same member and chooses its share by cross-validation
+single-label data the trained model is averaged with the zero-shot classifier of its labels, each
+at its own dev temperature: an equal average unless the dev split clearly says otherwise (0 when it
+shows the names say nothing: codes, ``LABEL_3``), and saved as one ensemble folder. The few-shot mode builds the same member and chooses its share by cross-validation
 on the shots instead.
 """
 
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
     from taskkit.contracts import LabelSpace, Predictor, RunConfig, Splits, Task
 
-#: The member's candidate shares, chosen by the dev split's cross-entropy (the trained model keeps a voice).
+#: The member's candidate shares (the trained model keeps a voice).
 SHARES = (0.0, 0.1, 0.25, 0.5, 0.75)
-#: A larger share is taken only when its dev cross-entropy is lower by more than this fraction.
-TOLERANCE = 0.005
+#: The share without evidence either way: the plain average of the two members, each at its own dev
+#: temperature (a member whose names say nothing is near uniform at its temperature, so the average
+#: keeps the trained model's choice). The dev split moves it only beyond its noise (``clearly_lower``).
+DEFAULT_SHARE = 0.5
 #: ``auto`` adds a member up to this many training examples, labels, and from this many dev examples.
 MOST_EXAMPLES = 1000
 MOST_LABELS = 10
@@ -68,16 +70,18 @@ def member_backend(task: Task, splits: Splits, config: RunConfig, labels: LabelS
 
 
 def choose_share(trained: np.ndarray, zero: np.ndarray, gold: np.ndarray) -> tuple[float, dict[str, float]]:
-    """The smallest share whose dev cross-entropy of ``(1 - w) trained + w zero`` is within
-    :data:`TOLERANCE` of the best, and each share's cross-entropy."""
+    """The share of lowest dev cross-entropy of ``(1 - w) trained + w zero`` where it beats
+    :data:`DEFAULT_SHARE` beyond the noise of the dev examples, else the default; and each share's
+    cross-entropy."""
     import numpy as np
 
+    from taskkit.probability_scores import clearly_lower
+
     rows = np.arange(len(gold))
-    losses = {w: float(-np.log(np.clip(((1 - w) * trained + w * zero)[rows, gold], 1e-12, None)).mean())
-              for w in SHARES}
-    best = min(losses.values())
-    share = next(w for w in SHARES if losses[w] <= best + TOLERANCE * abs(best))
-    return share, {str(w): round(v, 4) for w, v in losses.items()}
+    losses = {w: -np.log(np.clip(((1 - w) * trained + w * zero)[rows, gold], 1e-12, None)) for w in SHARES}
+    best = min(SHARES, key=lambda w: float(losses[w].mean()))
+    share = best if clearly_lower(losses[DEFAULT_SHARE], losses[best]) else DEFAULT_SHARE
+    return share, {str(w): round(float(v.mean()), 4) for w, v in losses.items()}
 
 
 def with_names_member(task: Task, splits: Splits, config: RunConfig, predictor: Predictor,

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 BINS = 15
 EPS = 1e-7
+#: One choice beats another on held-out examples only when their mean loss falls by more than this
+#: many standard errors of the per-example differences: a few dozen examples are noisy.
+SURE = 2.0
 
 
 def scores(probabilities: np.ndarray, gold: np.ndarray, multi_label: bool) -> dict[str, float]:
@@ -64,3 +67,12 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -
     which = np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
     return [(float(np.mean(confidence[which == b])), float(np.mean(correct[which == b])), int(np.sum(which == b)))
             for b in range(bins) if np.any(which == b)]
+
+
+def clearly_lower(base: np.ndarray, other: np.ndarray, sure: float = SURE) -> bool:
+    """Whether the per-example losses ``other`` are lower than ``base`` (the same examples) by more
+    than ``sure`` standard errors of their differences, not by the noise of a small sample."""
+    import numpy as np
+
+    gain = np.asarray(base, dtype=np.float64) - np.asarray(other, dtype=np.float64)
+    return bool(len(gain)) and float(gain.mean()) > sure * float(gain.std()) / np.sqrt(len(gain))

@@ -24,6 +24,15 @@ def test_the_share_follows_what_the_names_are_worth_on_dev():
     noise = rng.dirichlet([1, 1], 60)  # names that say nothing (codes)
     sure = np.where(np.eye(2)[gold] == 1, 0.8, 0.2)  # a trained model that knows
     assert choose_share(sure, noise, gold)[0] == 0.0
+    # two members of about the same worth: a few dozen dev texts cannot tell the shares apart, so the
+    # plain average stands (the dev loss's minimum alone would pick a share by noise)
+    right, minima = np.eye(2)[gold], set()
+    for _ in range(5):
+        trained, zero = (np.clip(0.5 + (right - 0.5) * rng.uniform(-0.2, 0.9, (60, 1)), 0.01, 0.99) for _ in "tz")
+        share, losses = choose_share(trained, zero, gold)
+        assert share == 0.5, losses
+        minima.add(min(losses, key=lambda w: losses[w]))
+    assert minima - {"0.5"}  # the noise did put the minimum elsewhere, and the rule did not follow it
 
 
 def test_auto_tries_a_member_on_small_single_label_data_of_the_default_model():
@@ -78,10 +87,11 @@ def test_full_mode_keeps_a_member_through_the_cli(tiny_model: Path, tmp_path: Pa
 
 @pytest.mark.parametrize("mode", ["full", "peft"])
 def test_the_dev_split_chooses_the_share(tiny_model: Path, tmp_path: Path, mode: str):
-    """Left to choose, the share is the one of lowest dev loss (the smallest within its tolerance)."""
+    """Left to choose, the share is the plain average's (0.5) or, where the dev split clearly prefers
+    another, the one of lowest dev loss (``choose_share``, tested above)."""
     from taskkit import api
     from taskkit.ensemble import EnsemblePredictor
-    from taskkit.names_member import SHARES, TOLERANCE
+    from taskkit.names_member import DEFAULT_SHARE
 
     for split in ("train", "dev", "test"):
         rows = [json.loads(line) for line in (DEMO / f"{split}.jsonl").read_text().splitlines()]
@@ -90,10 +100,9 @@ def test_the_dev_split_chooses_the_share(tiny_model: Path, tmp_path: Path, mode:
                      max_length=32, progress=False, options={"zero_shot": "embedding"})
     training = result.metrics["training"]
     losses = {float(k): v for k, v in training["shares"]["dev_loss"].items()}
-    best = min(losses.values())
-    expected = min(w for w in SHARES if losses[w] <= best + TOLERANCE * best)
-    assert training["zero_shot_share"] == expected
-    assert isinstance(result.predictor, EnsemblePredictor) == (expected > 0)
+    share = training["zero_shot_share"]
+    assert share in (DEFAULT_SHARE, min(losses, key=lambda w: losses[w])), (share, losses)
+    assert isinstance(result.predictor, EnsemblePredictor) == (share > 0)
     assert training["shares"]["chosen_by"] == "dev split (30 examples)"
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from taskkit.probability_scores import clearly_lower
+
 #: Candidate shares of the cosine classifier inside the head, and of the zero-shot member in the average.
 MIXES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -38,9 +40,6 @@ FALLBACK = 0.5
 #: A larger share is taken only when its held-out loss is lower by more than this fraction: noise
 #: in a few dozen held-out examples must not turn worthless names into a share.
 TOLERANCE = 0.005
-#: The member's mix moves off the default only when the held-out examples' mean cross-entropy
-#: falls by more than this many standard errors of the per-example differences.
-SURE = 2.0
 
 
 @dataclass
@@ -176,8 +175,7 @@ def choose_shares(folds: Sequence[Fold], seed: int, mixes: Sequence[float] = MIX
         other = pick(allowed)
         # ... only where the held-out examples say so beyond their noise: a backend's sharper (or
         # softer) probabilities move a few dozen cross-entropies more than its accuracy does
-        gain = losses[i, j, k] - losses[other]
-        if gain.mean() > SURE * gain.std() / np.sqrt(len(gain)):
+        if clearly_lower(losses[i, j, k], losses[other]):
             i, j, k = other
     loss = {"/".join(str(v) for v in (m, w, n) if v is not None): round(float(total[a, b, c]), 4)
             for a, m in enumerate(mixes) for b, w in enumerate(weights) for c, n in enumerate(nlis)}
