@@ -81,8 +81,9 @@ packaged MiniLM, every other setting at its default.
 README's first command, `taskkit run sentiment` (demo data, no flags): accuracy {demo['accuracy']:.3f} on its
 {demo['examples']} test texts, whole command {wall:.0f} s (fit {demo['fit_seconds']:.0f} s; member's share
 {demo['training'].get('zero_shot_share')}). Target: >= 0.85 in about a minute.
-What chose the settings: the rows above (SST-2 dev slices); the member's share is chosen per run on its own
-30 dev texts. Default torch threads (2); {args.note}.
+What chose the settings: the rows above (SST-2 dev slices) and the section "Small data: the names member's
+share rule (development data)"; the member's share is chosen per run on its own 30 dev texts (the plain
+average unless they clearly prefer another share). Default torch threads (2); {args.note}.
 """)
 
 
