@@ -70,7 +70,9 @@ class FewShotMode(Mode):
     Options = FewShotOptions
     name = "few-shot"
     description = "SetFit-style: contrastive sentence-embedding training, then a head, from few examples"
-    defaults = {"lr": 1e-4, "epochs": 20, "batch_size": 32, "max_length": 64, "patience": 3}
+    # max_length 128: on AG News (codes, 8 shots, dev texts) 81.8 against 81.1 at 64, the longer texts
+    # trained and embedded whole; texts under 64 tokens (SST-2, Banking77) are unchanged
+    defaults = {"lr": 1e-4, "epochs": 20, "batch_size": 32, "max_length": 128, "patience": 3}
     refit_to_calibrate = False  # three more contrastive trainings would quadruple a run: dev only
 
     def supports(self, task: Task) -> bool:
