@@ -31,7 +31,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _common import DATASETS, read_jsonl, write_section
 
-SHARES = (0.0, 0.1, 0.25, 0.5, 0.75)
 
 
 def sets() -> dict[str, tuple[str, list[dict]]]:
@@ -66,20 +65,16 @@ def member_probabilities(task: str, rows: list[dict], seed: int, work: Path) -> 
     return out
 
 
-def per_example_loss(gold: np.ndarray, trained: np.ndarray, zero: np.ndarray, w: float) -> np.ndarray:
-    return -np.log(np.clip(((1 - w) * trained + w * zero)[np.arange(len(gold)), gold], 1e-12, None))
-
-
 def rules(dev: tuple[np.ndarray, ...]) -> dict[str, float]:
-    from taskkit.names_member import choose_share
+    from taskkit.names_member import choose_share, share_losses
 
-    losses = {w: per_example_loss(*dev, w) for w in SHARES}
+    losses = share_losses(dev[1], dev[2], dev[0])
     mean = {w: float(v.mean()) for w, v in losses.items()}
-    best = min(SHARES, key=mean.__getitem__)
+    best = min(mean, key=mean.__getitem__)
     return {"trained model alone (share 0)": 0.0,
             "lowest dev loss": best,
             "lowest dev loss within 0.5% toward smaller shares (before)": next(
-                w for w in SHARES if mean[w] <= mean[best] + 0.005 * abs(mean[best])),
+                w for w in sorted(mean) if mean[w] <= mean[best] + 0.005 * abs(mean[best])),
             "plain average (share 0.5)": 0.5,
             "plain average unless clearly beaten on dev (now, choose_share)": choose_share(dev[1], dev[2], dev[0])[0]}
 

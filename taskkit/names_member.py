@@ -5,8 +5,8 @@ names do: on 120-example samples of SST-2, full fine-tuning of MiniLM scores 0.7
 dev split where the zero-shot classifier of "negative"/"positive" scores 0.79-0.80. So on small
 single-label data the trained model is averaged with the zero-shot classifier of its labels, each
 at its own dev temperature: an equal average unless the dev split clearly says otherwise (0 when it
-shows the names say nothing: codes, ``LABEL_3``), and saved as one ensemble folder. The few-shot mode builds the same member and chooses its share by cross-validation
-on the shots instead.
+shows the names say nothing: codes, ``LABEL_3``), and saved as one ensemble folder. The few-shot mode
+builds the same member and chooses its share by cross-validation on the shots instead.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ class NamesMemberOptions(ModeOptions):
     """The ``--option`` settings of a trained mode that can keep a zero-shot member (full, peft)."""
 
     zero_shot: Backend = Field(
-        "auto", description="average the trained model with a zero-shot classifier of the label names, at a share "
-                            "chosen on dev (auto: both backends for single-label data of at most 1000 training "
+        "auto", description="average the trained model with a zero-shot classifier of the label names, equally unless "
+                            "dev clearly prefers another share (auto: both backends for single-label data of at most 1000 training "
                             "examples and 10 labels, with a dev split of 20 or more, on the default model)")
     zero_shot_weight: float | None = Field(None, ge=0, le=1, description="the zero-shot classifier's share in that "
-                                           "average (default: chosen on dev, 0 to 0.75)")
+                                           "average (default: 0.5, or the one of 0 to 0.75 that dev clearly prefers)")
 
 
 def zero_member(task: Task, labels: LabelSpace, config: RunConfig, backend: str,
@@ -69,16 +69,22 @@ def member_backend(task: Task, splits: Splits, config: RunConfig, labels: LabelS
     return "both" if small and config.model in DEFAULT_MODELS else "none"
 
 
+def share_losses(trained: np.ndarray, zero: np.ndarray, gold: np.ndarray) -> dict[float, np.ndarray]:
+    """Each example's cross-entropy under ``(1 - w) trained + w zero``, for every share ``w`` of :data:`SHARES`."""
+    import numpy as np
+
+    rows = np.arange(len(gold))
+    return {w: -np.log(np.clip(((1 - w) * trained + w * zero)[rows, gold], 1e-12, None)) for w in SHARES}
+
+
 def choose_share(trained: np.ndarray, zero: np.ndarray, gold: np.ndarray) -> tuple[float, dict[str, float]]:
     """The share of lowest dev cross-entropy of ``(1 - w) trained + w zero`` where it beats
     :data:`DEFAULT_SHARE` beyond the noise of the dev examples, else the default; and each share's
     cross-entropy."""
-    import numpy as np
 
     from taskkit.probability_scores import clearly_lower
 
-    rows = np.arange(len(gold))
-    losses = {w: -np.log(np.clip(((1 - w) * trained + w * zero)[rows, gold], 1e-12, None)) for w in SHARES}
+    losses = share_losses(trained, zero, gold)
     best = min(SHARES, key=lambda w: float(losses[w].mean()))
     share = best if clearly_lower(losses[DEFAULT_SHARE], losses[best]) else DEFAULT_SHARE
     return share, {str(w): round(float(v.mean()), 4) for w, v in losses.items()}

@@ -94,7 +94,9 @@ class FewShotMode(Mode):
         if backend == "auto":  # (the setfit engine is the reference: left as the library makes it)
             small = not labels.multi_label and len(labels) <= 10 and opts.engine == "taskkit" and opts.prior
             backend = "both" if small else "none"
-        zero = zero_member(task, labels, config, opts, backend) if backend != "none" else None
+        from taskkit.names_member import zero_member  # the same member as full and peft keep on small data
+
+        zero = zero_member(task, labels, config, backend, opts.descriptions) if backend != "none" else None
         weight = opts.zero_shot_weight if opts.zero_shot_weight is not None else 0.5
         if opts.engine == "setfit":
             from taskkit_plugins.few_shot.setfit_engine import fit_with_setfit
@@ -166,13 +168,6 @@ def fit_taskkit(task: Task, splits: Splits, config: RunConfig, labels: LabelSpac
     else:
         predictor, info["head_training"] = torch_head(task, splits, config, labels, body, tokenizer, prior, opts)
     return predictor, info
-
-
-def zero_member(task: Task, labels: LabelSpace, config: RunConfig, opts: FewShotOptions, backend: str) -> Predictor:
-    """A zero-shot classifier of the same labels and descriptions, to average the trained one with."""
-    from taskkit.names_member import zero_member as build_member
-
-    return build_member(task, labels, config, backend, opts.descriptions)
 
 
 def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any, tokenizer: Any,
