@@ -156,3 +156,15 @@ def test_multi_label_few_shot_tunes_and_keeps_threshold(tmp_path: Path):
     loaded = taskkit.load(tmp_path / "out")
     assert loaded.threshold == threshold
     assert all(isinstance(p, list) for p in loaded.predict(["so happy"]))
+
+
+def test_the_cli_gives_the_mode_default_max_length(tiny_data: Path, tiny_model: Path, tmp_path: Path, run_taskkit):
+    """`taskkit run --mode few-shot` without --max-length: each text's first 128 tokens (the mode's
+    default, chosen on AG News dev texts); --max-length still wins."""
+    for flags, expected in (([], 128), (["--max-length", "48"], 48)):
+        out = tmp_path / str(expected)
+        proc = run_taskkit("run", "sentiment", "--mode", "few-shot", "--model", tiny_model, "--data", tiny_data,
+                           "--out", out, "--option", "steps=2", "--option", "zero_shot=none", "--epochs", "1", "-q",
+                           *flags)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((out / "metrics.json").read_text())["config"]["max_length"] == expected
