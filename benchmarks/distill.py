@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,17 +38,57 @@ def timed_proba(predictor, texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def speed_ups(teacher, student, texts: list[str], sizes: list[int], repeats: int) -> dict[int, tuple[float, float]]:
+    """For each size: (teacher seconds, student seconds), each the median of ``repeats`` passes over
+    the first ``size`` texts, the two models' passes alternating (a busy moment hits both)."""
+    student.predict_proba(texts[:8]), teacher.predict_proba(texts[:8])  # warm-up
+    out = {}
+    for size in sizes:
+        t_runs, s_runs = [], []
+        for _ in range(repeats):
+            s_runs.append(timed_proba(student, texts[:size]))
+            t_runs.append(timed_proba(teacher, texts[:size]))
+        out[size] = (statistics.median(t_runs), statistics.median(s_runs))
+    return out
+
+
+def run_or_reuse(role: str, reuse: bool, folder: Path, notes: list[str], name: str, task: str, mode: str,
+                 data: Path, **kwargs) -> tuple[object, float]:
+    """``taskkit.run(task, mode, data, folder, **kwargs)``'s result and wall seconds, or with ``reuse``
+    the folder an earlier run left (its time: that run's fit + evaluation from metrics.json)."""
+    import taskkit
+
+    started = time.perf_counter()
+    if reuse and (folder / "metrics.json").exists():
+        result = SimpleNamespace(metrics=json.loads((folder / "metrics.json").read_text()),
+                                 predictor=taskkit.load(folder))
+        wall = float(result.metrics.get("fit_seconds", 0)) + float(result.metrics.get("eval_seconds", 0))
+        notes.append(f"{name}: the {role} folder of an earlier run of this script was reused (same data files); "
+                     f"its time is that run's fit + evaluation")
+    else:
+        result = taskkit.run(task, mode, data, folder, overwrite=True, progress=False, **kwargs)
+        wall = time.perf_counter() - started
+    print(name, role, round(result.metrics["accuracy"], 4), f"{wall:.0f}s", flush=True)
+    return result, wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--unlabelled", type=int, default=2000, help="train texts sampled as unlabelled data")
     parser.add_argument("--test", type=int, default=1000, help="test texts sampled for scoring (0: all)")
-    parser.add_argument("--speed-texts", type=int, default=300, help="test texts both models are timed on")
+    parser.add_argument("--speed-texts", default="300,1000",
+                        help="comma-separated counts of test texts both models are timed on (the last is the headline)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per count (their median is reported)")
     parser.add_argument("--out", default=None, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--note", default="nothing else running on the machine",
                         help="what else ran on the machine, stated in RESULTS.md")
     parser.add_argument("--reuse-teacher", action="store_true",
                         help="with --out: load a teacher folder already there instead of training it again")
+    parser.add_argument("--student-layers", type=int, default=None,
+                        help="--option student_layers=N for the student (its first N transformer layers)")
+    parser.add_argument("--reuse-student", action="store_true",
+                        help="with --out: load a student folder already there instead of training it again")
     parser.add_argument("--dry-run", action="store_true", help="print the section instead of writing RESULTS.md")
     args = parser.parse_args()
 
@@ -72,27 +113,20 @@ def main() -> None:
         write_jsonl(data / "test.jsonl", [{"text": r["text"], "label": r["label"]} for r in test])
         labels = ROOT / "benchmarks" / "zero_shot_labels" / f"{name}.yaml"
         teacher_dir, student_dir = work / name / "teacher", work / name / "student"
-        started = time.perf_counter()
-        if args.reuse_teacher and (teacher_dir / "metrics.json").exists():
-            teacher = SimpleNamespace(metrics=json.loads((teacher_dir / "metrics.json").read_text()),
-                                      predictor=taskkit.load(teacher_dir))
-            teacher_wall = float(teacher.metrics.get("fit_seconds", 0)) + float(teacher.metrics.get("eval_seconds", 0))
-            notes.append(f"{name}: the teacher folder of an earlier run of this script was reused (same data files); "
-                         f"its time is that run's fit + evaluation")
-        else:
-            teacher = taskkit.run(task, "zero-shot", data, teacher_dir, overwrite=True, labels=str(labels),
-                                  progress=False)
-            teacher_wall = time.perf_counter() - started
-        print(name, "teacher", round(teacher.metrics["accuracy"], 4), f"{teacher_wall:.0f}s", flush=True)
-        started = time.perf_counter()
-        student = taskkit.run(task, "distill", data, student_dir, overwrite=True, progress=False,
-                              options={"teacher": str(teacher_dir)})
-        student_wall = time.perf_counter() - started
-        print(name, "student", round(student.metrics["accuracy"], 4), f"{student_wall:.0f}s", flush=True)
-        texts = [r["text"] for r in test[: args.speed_texts]]
-        t_model, s_model = taskkit.load(teacher_dir), taskkit.load(student_dir)
-        s_model.predict_proba(texts[:8]), t_model.predict_proba(texts[:8])  # warm-up
-        s_seconds, t_seconds = timed_proba(s_model, texts), timed_proba(t_model, texts)
+        student_options = {"teacher": str(teacher_dir),
+                           **({"student_layers": args.student_layers} if args.student_layers else {})}
+        teacher, teacher_wall = run_or_reuse("teacher", args.reuse_teacher, teacher_dir, notes, name, task,
+                                             "zero-shot", data, labels=str(labels))
+        student, student_wall = run_or_reuse("student", args.reuse_student, student_dir, notes, name, task,
+                                             "distill", data, options=student_options)
+        texts = [r["text"] for r in test]
+        sizes = [min(int(n), len(texts)) for n in args.speed_texts.split(",")]
+        timings = speed_ups(taskkit.load(teacher_dir), taskkit.load(student_dir), texts, sizes, args.repeats)
+        t_seconds, s_seconds = timings[sizes[-1]]
+        texts = texts[: sizes[-1]]
+        if len(sizes) > 1:
+            notes.append(f"{name}: speed-up on the first " + ", ".join(
+                f"{n} texts {t / s:.1f}x ({n / t:.1f} against {n / s:.1f} texts/s)" for n, (t, s) in timings.items()))
         training = student.metrics["training"]
         extra = training["extra"]
         gap = 100 * (student.metrics["accuracy"] - teacher.metrics["accuracy"])
@@ -104,16 +138,20 @@ def main() -> None:
                     f"{'met' if gap >= -1 and ratio >= 20 else 'not met'} |")
         notes.append(f"{name}: {extra['unlabelled_texts']} texts taught + {extra['teacher_labelled_dev']} held out for "
                      f"early stopping (teacher labelling {extra['teacher_seconds']:.0f} s); student "
-                     f"{training['epochs_run']} epochs (best {training['best_epoch']}), trained in "
+                     f"{training['epochs_run']} epochs (best {training['best_epoch']}, agreeing with the teacher on "
+                     f"{max(h['dev_accuracy'] for h in training['history']):.3f} of the held-out texts), trained in "
                      f"{training['train_seconds']:.0f} s; whole commands: teacher {teacher_wall:.0f} s, student "
                      f"{student_wall:.0f} s")
 
     title = "Distillation: zero-shot teacher, MiniLM student"
+    layers_flag = f" --option student_layers={args.student_layers}" if args.student_layers else ""
+    if args.student_layers:
+        title += f" of {args.student_layers} layer{'s' if args.student_layers > 1 else ''}"
     if args.sets != ",".join(SETS):
         title += f", {args.sets}"
     (print if args.dry_run else write_section)(title, f"""
 User commands: `taskkit run TASK --mode zero-shot --data D --labels benchmarks/zero_shot_labels/SET.yaml --out T`,
-then `taskkit run TASK --mode distill --option teacher=T --data D` (every other setting at its default).
+then `taskkit run TASK --mode distill --option teacher=T{layers_flag} --data D` (every other setting at its default).
 D: {args.unlabelled} train texts (seeded sample; their gold labels are never read: the zero-shot teacher self-trains
 on the texts, the distill run has the teacher label them) and {args.test or 'all'} test texts (seeded sample, the
 same for both; gold labels only score). No dev split: nothing is tuned on gold labels (neither model is calibrated:
@@ -125,9 +163,9 @@ defaults, none chosen on these sets. Torch threads: {torch.get_num_threads()} (t
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Inference timed on the first {args.speed_texts} sampled test texts, whole-model `predict_proba` (teacher: NLI
-cross-encoder on every text x label pair, plus the embedding model and the self-trained head; student: one MiniLM
-forward pass per text).
+Inference timed on the first {sizes[-1]} sampled test texts, the median of {args.repeats} passes of each model (alternating), whole-model `predict_proba` (teacher: NLI
+cross-encoder on every text x label pair, plus the embedding model and the self-trained head; student: one forward
+pass per text of MiniLM{f"'s first {args.student_layers} of 6 layers" if args.student_layers else ""}).
 {chr(10).join('- ' + n for n in notes)}
 """)
 

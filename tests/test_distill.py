@@ -158,18 +158,44 @@ def test_cli_distills(teacher: Path, tiny_model: Path, tmp_path: Path, run_taskk
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["training"]["extra"]["teacher"] == teacher.name
 
 
+def test_a_shallower_student_keeps_the_first_layers_and_loads_as_such(teacher: Path, tiny_model: Path,
+                                                                      tmp_path: Path, run_taskkit):
+    """--option student_layers=1: the saved student is a 1-layer model (config and weights), it
+    loads in a new process and predicts what the trained one did; its first layer is the
+    body's first layer, trained (not a fresh one)."""
+    out = tmp_path / "out"
+    done = run_taskkit("run", "sentiment", "--mode", "distill", "--option", f"teacher={teacher}",
+                       "--option", "student_layers=1", "--data", DEMO, "--out", out, "--model", tiny_model,
+                       "--epochs", "1", "--max-length", "32", "-q")
+    assert done.returncode == 0, done.stderr
+    config = json.loads((out / "model" / "config.json").read_text(encoding="utf-8"))
+    assert config["num_hidden_layers"] == 1
+    assert json.loads((tiny_model / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"] == 2
+    assert json.loads((out / "metrics.json").read_text())["training"]["extra"]["student_layers"] == "first 1 of 2"
+    student = api.load(out)
+    names = [n for n, _ in student.model.body.named_parameters()]
+    assert any(".layer.0." in n for n in names) and not any(".layer.1." in n for n in names)
+    done = run_taskkit("predict", out, *TEXTS)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    for record, row in zip(records, student.predict_proba(TEXTS), strict=True):
+        assert abs(record["probabilities"]["positive"] - float(row[1])) < 1e-4
+
+
 def _cli(argv: list, capsys) -> tuple[int, str]:
     code = main([str(a) for a in argv])
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["no-teacher", "missing-teacher", "other-task", "token-task", "missing-file"])
+@pytest.mark.parametrize("case", ["no-teacher", "missing-teacher", "other-task", "token-task", "missing-file",
+                                  "too-many-layers"])
 def test_bad_distill_runs_are_one_line(case: str, teacher: Path, tiny_model: Path, tmp_path: Path, capsys):
     argv = ["run", "sentiment", "--mode", "distill", "--data", DEMO, "--out", tmp_path / "out", "--model", tiny_model,
             "--epochs", "1", "-q"]
     expected = {"no-teacher": "--option teacher=DIR", "missing-teacher": "no such model folder",
                 "other-task": "a model of task 'sentiment', not 'topic'",
-                "token-task": "mode 'distill' does not support task 'ner'", "missing-file": "no such file"}[case]
+                "token-task": "mode 'distill' does not support task 'ner'", "missing-file": "no such file",
+                "too-many-layers": "has 2 transformer layers (keep 1..2)"}[case]
     if case == "missing-teacher":
         argv += ["--option", f"teacher={tmp_path / 'nowhere'}"]
     elif case == "other-task":
@@ -180,6 +206,8 @@ def test_bad_distill_runs_are_one_line(case: str, teacher: Path, tiny_model: Pat
         argv += ["--option", f"teacher={teacher}"]
     elif case == "missing-file":
         argv += ["--option", f"teacher={teacher}", "--option", f"unlabelled={tmp_path / 'none.txt'}"]
+    elif case == "too-many-layers":
+        argv += ["--option", f"teacher={teacher}", "--option", "student_layers=3"]
     code, err = _cli(argv, capsys)
     assert code == 2 and expected in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
