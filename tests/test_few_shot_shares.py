@@ -54,3 +54,37 @@ def test_a_given_share_is_kept(tmp_path: Path, share: float):
         chosen = result.metrics["training"]["shares"]["member_nli_share"]
         assert chosen in (0.0, 0.25, 0.5, 0.75, 1.0)
         assert taskkit.load(tmp_path / "out" / "model").members[1].settings["nli_share"] == chosen
+
+
+@pytest.mark.parametrize("correction", ["auto", "none"])
+def test_the_member_is_centred_over_the_shots_texts(tmp_path: Path, correction: str):
+    """The zero-shot member gets the zero-shot mode's label-bias correction, fitted to the shots'
+    texts (24 here, at least the 20 that ``auto`` asks for): each backend's offsets are its logits'
+    centred mean over those texts, saved with the member; ``correction=none`` fits none."""
+    import numpy as np
+
+    import taskkit
+    from taskkit import api
+
+    positive = POSITIVE + [f"{t}, truly" for t in POSITIVE]
+    negative = NEGATIVE + [f"{t}, truly" for t in NEGATIVE]
+    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": "positive"} for t in positive]
+                + [{"text": t, "label": "negative"} for t in negative])
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "the best film this year", "label": "positive"},
+                                          {"text": "the worst film this year", "label": "negative"}])
+    result = api.run("sentiment", "few-shot", tmp_path, tmp_path / "out", shots=12, seed=0, max_length=32,
+                     progress=False, options={"steps": 2, "zero_shot_weight": 1.0, "cv_folds": 0,
+                                              "correction": correction})
+    record = result.metrics["training"]["extra"]["member_correction"]
+    member = taskkit.load(tmp_path / "out" / "model").members[1]
+    if correction == "none":
+        assert record["kind"] == "none" and member.label_bias() == {}
+        return
+    assert record["kind"] == "texts" and record["texts"] == 24
+    offsets = member.label_bias()
+    assert set(offsets) == {"nli", "embedding"}
+    raw = member.backend_logits(positive + negative)
+    for backend, logits in raw.items():
+        expected = logits.mean(axis=0) - logits.mean()
+        np.testing.assert_allclose(offsets[backend], expected, atol=1e-4)
+        assert np.abs(offsets[backend]).max() > 1e-3  # a real shift, not an empty correction

@@ -148,3 +148,25 @@ def test_the_member_mix_stays_at_the_default_when_the_shots_cannot_tell():
         assert shares.weight > 0, shares.as_dict()  # the names are worth something here
         moved += shares.nli != DEFAULT_NLI_SHARE
     assert moved == 0
+
+
+def test_the_member_share_goes_above_the_plain_average_only_where_the_shots_clearly_say_so():
+    """Examples and a zero-shot member both worth something: a share above 0.5 with the lowest
+    held-out loss by a little is not taken; the average stays 0.5 unless that share is lower beyond
+    the noise of the held-out examples (2 standard errors), as for the names member of full and peft.
+    (Codes still get 0: ``test_code_labels_get_no_share_anywhere``.)"""
+    from taskkit_plugins.few_shot.prior import DEFAULT_WEIGHT, choose_shares
+
+    kept = 0
+    for seed in range(5):
+        x, y, _ = _data(20 + seed, noise=2.0)
+        rng = np.random.default_rng(30 + seed)
+        guess = np.where(rng.random(len(y)) < 0.3, (y + 1) % 4, y)  # right 70% of the time
+        shares = choose_shares(_folds(x, y, rng.normal(size=(4, 16)), _one_hot(guess, 4, 0.6)), seed=0)
+        lowest = min((float(v), k) for k, v in shares.loss.items())[1]
+        assert shares.weight > 0, shares.as_dict()
+        if shares.weight == DEFAULT_WEIGHT:
+            kept += 1
+        else:  # moved: then it is the lowest-loss share, not a near tie
+            assert lowest.split("/")[1] == str(shares.weight), shares.as_dict()
+    assert kept >= 3  # a few dozen held-out examples rarely settle the share beyond their noise

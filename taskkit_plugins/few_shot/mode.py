@@ -50,7 +50,11 @@ class FewShotOptions(ModeOptions):
         "auto", description="average with a zero-shot classifier of the same labels (auto: both for single-label "
                             "tasks of at most 10 labels)")
     zero_shot_weight: float | None = Field(None, ge=0, le=1, description="the zero-shot classifier's share in that "
-                                           "average (default: cross-validated on the shots, 0 to 1)")
+                                           "average (default: cross-validated on the shots, 0 to 1; above 0.5 only where the "
+                                           "held-out loss is clearly lower)")
+    correction: Literal["auto", "texts", "none"] = Field(
+        "auto", description="the zero-shot member's label-bias correction, as the zero-shot mode's: each label's "
+                            "score centred over the shots' texts (auto: with at least 20 of them)")
     cv_folds: int = Field(2, ge=0, description="folds of the shots, each trained contrastively, that choose the "
                                                "names' shares when there is a zero-shot member (0: untrained body)")
 
@@ -97,6 +101,7 @@ class FewShotMode(Mode):
         from taskkit.names_member import zero_member  # the same member as full and peft keep on small data
 
         zero = zero_member(task, labels, config, backend, opts.descriptions) if backend != "none" else None
+        correction = centre_member(zero, splits, opts.correction)
         weight = opts.zero_shot_weight if opts.zero_shot_weight is not None else 0.5
         if opts.engine == "setfit":
             from taskkit_plugins.few_shot.setfit_engine import fit_with_setfit
@@ -119,6 +124,8 @@ class FewShotMode(Mode):
         else:
             backend = "none"
         info["zero_shot_share"] = weight if backend != "none" else 0.0
+        if correction is not None:
+            info.setdefault("extra", {})["member_correction"] = correction
         predictor.threshold = task.choose_threshold(predictor, splits.dev, labels, config)
         predictor.training = TrainingRecord(**info, head=opts.head, engine=opts.engine, prior=opts.prior,
                                             zero_shot=backend, train_examples=len(splits.train),
@@ -224,14 +231,31 @@ def names_worth(splits: Splits, config: RunConfig, labels: LabelSpace, body: Any
                          f"cross-validation, {len(trained)} folds each trained contrastively")
 
 
+def centre_member(zero: Predictor | None, splits: Splits, correction: str) -> dict[str, Any] | None:
+    """The zero-shot member's label-bias correction (:func:`taskkit.zero_shot_adapt.adapt`, as the
+    zero-shot mode fits it to unlabelled texts), fitted to the shots' texts: they hold every label
+    about equally often, which is what centring each label's score over them assumes. Only the
+    texts are read. What was fitted, or None without a single-label zero-shot member."""
+    from taskkit.zero_shot_adapt import adapt
+    from taskkit.zero_shot_predictor import ZeroShotPredictor
+
+    if not isinstance(zero, ZeroShotPredictor) or zero.labels.multi_label:
+        return None
+    record, _ = adapt(zero, [e["text"] for e in splits.train], correction, weigh=False)
+    return record["correction"]
+
+
 def zero_parts(zero: Predictor, texts: list[str]) -> dict[str, np.ndarray]:
-    """The zero-shot member's probabilities of ``texts`` per backend (``nli``, ``embedding``) when
-    it mixes two, so that the shots can choose their mix; else its probabilities as ``zero``."""
+    """The zero-shot member's probabilities of ``texts`` per backend (``nli``, ``embedding``; each
+    less its label-bias offsets) when it mixes two, so that the shots can choose their mix; else its
+    probabilities as ``zero``."""
     from taskkit.hypothesis_scoring import softmax
     from taskkit.zero_shot_predictor import ZeroShotPredictor
 
     if isinstance(zero, ZeroShotPredictor) and zero.settings["backend"] == "both" and not zero.labels.multi_label:
-        return {name: softmax(logits) for name, logits in zero.backend_logits(texts).items()}
+        offsets = zero.label_bias()
+        return {name: softmax(logits - offsets.get(name, 0.0))
+                for name, logits in zero.backend_logits(texts).items()}
     return {"zero": zero.predict_proba(texts)}
 
 

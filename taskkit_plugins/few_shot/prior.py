@@ -6,7 +6,9 @@ zero-shot classifier (share ``weight``). How much either helps depends on the da
 "positive"/"negative" are nearly a classifier by themselves, Banking77's "card_arrival" much less,
 an opaque code (``L3``) nothing. Both shares are therefore chosen together by cross-validation on
 the training examples, over grids that include 0 (the names are worth nothing: they are then not
-used at all) and 1 (the examples add nothing), by held-out cross-entropy. When the zero-shot member
+used at all) and 1 (the examples add nothing), by held-out cross-entropy; the member's share goes above
+the plain average (0.5) only when that share's held-out cross-entropy is lower beyond the noise of the
+held-out examples (``clearly_lower``), since folds trained on part of the shots underrate them. When the zero-shot member
 mixes two backends (an NLI cross-encoder and the bi-encoder's cosines), the labelled shots also
 choose the NLI share of that mix, as a third coordinate of the same grid: which backend reads a
 user's labels better differs from task to task (on SST-2 dev the NLI model alone is 12 points
@@ -37,6 +39,8 @@ DEFAULT_NLI_SHARE = 0.5
 Parts = dict[str, np.ndarray]
 #: The share when there is nothing to cross-validate on (a class with a single example).
 FALLBACK = 0.5
+#: The zero-shot member's share in the average unless the held-out examples clearly prefer another.
+DEFAULT_WEIGHT = 0.5
 #: A larger share is taken only when its held-out loss is lower by more than this fraction: noise
 #: in a few dozen held-out examples must not turn worthless names into a share.
 TOLERANCE = 0.005
@@ -169,6 +173,16 @@ def choose_shares(folds: Sequence[Fold], seed: int, mixes: Sequence[float] = MIX
     allowed = np.zeros(total.shape, dtype=bool)
     allowed[:, :, nlis.index(DEFAULT_NLI_SHARE) if both else 0] = True
     i, j, k = pick(allowed)
+    if DEFAULT_WEIGHT in weights and weights[j] > DEFAULT_WEIGHT:
+        # more than the plain average for the member only where the held-out examples clearly say so
+        # (the rule of the names member of full and peft): folds trained on half the shots underrate
+        # the examples, so their noise leans toward the member. A smaller share (down to 0 for codes)
+        # goes against that lean and is taken at the lowest loss
+        at_default = allowed.copy()
+        at_default[:, [b for b, w in enumerate(weights) if w != DEFAULT_WEIGHT], :] = False
+        d = pick(at_default)
+        if not clearly_lower(losses[d], losses[i, j, k]):
+            i, j, k = d
     if both and weights[j]:  # then the shots may choose the member's mix (and the shares again, with it)
         allowed[:] = False
         allowed[:, [b for b, w in enumerate(weights) if w], :] = True
