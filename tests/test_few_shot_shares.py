@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import write_jsonl
 
 POSITIVE = ["a wonderful, moving film", "great acting and a clever story", "I loved every minute of it",
@@ -88,3 +87,26 @@ def test_the_member_is_centred_over_the_shots_texts(tmp_path: Path, correction: 
         expected = logits.mean(axis=0) - logits.mean()
         np.testing.assert_allclose(offsets[backend], expected, atol=1e-4)
         assert np.abs(offsets[backend]).max() > 1e-3  # a real shift, not an empty correction
+
+
+def test_the_member_correction_through_the_cli(tmp_path: Path, run_taskkit):
+    """As a user types it: `taskkit run sentiment --mode few-shot --option correction=...`; the
+    record in metrics.json says which correction the member got (24 shot texts: `texts` by default)."""
+    import json
+
+    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": "positive"} for t in POSITIVE + [f"{t}, truly" for t in POSITIVE]]
+                + [{"text": t, "label": "negative"} for t in NEGATIVE + [f"{t}, truly" for t in NEGATIVE]])
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "the best film this year", "label": "positive"},
+                                          {"text": "the worst film this year", "label": "negative"}])
+    for correction, kind in (("auto", "texts"), ("none", "none")):
+        out = tmp_path / correction
+        done = run_taskkit("run", "sentiment", "--mode", "few-shot", "--data", tmp_path, "--shots", "12",
+                           "--max-length", "32", "--option", "steps=2", "--option", "cv_folds=0",
+                           "--option", "zero_shot_weight=1.0", "--option", f"correction={correction}",
+                           "--out", out, "-q")
+        assert done.returncode == 0, done.stderr
+        record = json.loads((out / "metrics.json").read_text())["training"]["extra"]["member_correction"]
+        assert record["kind"] == kind and record["texts"] == (24 if kind == "texts" else 0)
+    done = run_taskkit("run", "sentiment", "--mode", "few-shot", "--data", tmp_path, "--shots", "12",
+                       "--option", "correction=sometimes", "--out", tmp_path / "bad", "-q")
+    assert done.returncode == 2 and "correction" in done.stderr and "Traceback" not in done.stderr

@@ -120,14 +120,19 @@ def transformer_layers(body: nn.Module) -> nn.ModuleList:
     raise TaskkitError(f"cannot find the transformer layers of {type(body).__name__} to freeze")
 
 
+def check_kept_layers(keep: int, had: int, what: str) -> None:
+    """Refuse keeping ``keep`` of ``had`` transformer layers unless 1 <= keep <= had (``what`` names the setting)."""
+    if not 1 <= keep <= had:
+        raise TaskkitError(f"{what}: the model has {had} transformer layers (keep 1..{had})")
+
+
 def keep_first_layers(body: nn.Module, keep: int) -> int:
     """Cut the encoder to its first ``keep`` transformer blocks (DistilBERT's student: a shallower
     copy of the teacher's body), its config saying so, so that the saved folder loads as a
     ``keep``-layer model. Returns the number of blocks it had."""
     layers = transformer_layers(body)
     had = len(layers)
-    if not 1 <= keep <= had:
-        raise TaskkitError(f"cannot keep {keep} of the model's {had} transformer layers (1..{had})")
+    check_kept_layers(keep, had, f"keeping the first {keep} layers")
     del layers[keep:]
     cast(Any, body).config.num_hidden_layers = keep  # the transformers encoder's config (transformer_layers read it)
     return had

@@ -83,12 +83,11 @@ class DistillMode(Mode):
         if opts.student_layers is not None and not config.init_from:  # refused before the teacher's labelling
             from transformers import AutoConfig
 
+            from taskkit.kernel.model import check_kept_layers
             from taskkit.models import resolve
 
-            had = AutoConfig.from_pretrained(resolve(config.model)).num_hidden_layers
-            if opts.student_layers > had:
-                raise TaskkitError(f"--option student_layers={opts.student_layers}: model {config.model} has {had} "
-                                   f"transformer layers (keep 1..{had})")
+            check_kept_layers(opts.student_layers, AutoConfig.from_pretrained(resolve(config.model)).num_hidden_layers,
+                              f"--option student_layers={opts.student_layers} (--model {config.model})")
         teacher = load_teacher(opts.teacher, task)
         texts = unlabelled_texts(task, opts.unlabelled, splits.train)
         if opts.max_texts is not None and len(texts) > opts.max_texts:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from taskkit.names_member import DEFAULT_SHARE
 from taskkit.probability_scores import clearly_lower
 
 #: Candidate shares of the cosine classifier inside the head, and of the zero-shot member in the average.
@@ -39,8 +40,9 @@ DEFAULT_NLI_SHARE = 0.5
 Parts = dict[str, np.ndarray]
 #: The share when there is nothing to cross-validate on (a class with a single example).
 FALLBACK = 0.5
-#: The zero-shot member's share in the average unless the held-out examples clearly prefer another.
-DEFAULT_WEIGHT = 0.5
+#: The zero-shot member's share in the average unless the held-out examples clearly prefer more: the
+#: names member's plain average (full and peft keep the same default).
+DEFAULT_WEIGHT = DEFAULT_SHARE
 #: A larger share is taken only when its held-out loss is lower by more than this fraction: noise
 #: in a few dozen held-out examples must not turn worthless names into a share.
 TOLERANCE = 0.005
